@@ -1,0 +1,123 @@
+"""The `drkit` command line: lab management now; rollback, plan, evidence, serve, cost later."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from drkit.errors import DrillError
+from drkit.lab.lab import Lab
+from drkit.lab.lock import lab_lock
+from drkit.paths import new_run_id
+
+
+def _progress(message: str) -> None:
+    print(f"  {message}", file=sys.stderr, flush=True)
+
+
+def _endpoints(status: dict[str, Any]) -> list[str]:
+    lines = []
+    for component in status["components"]:
+        if component["component"] == "toxiproxy":
+            lines.append(f"toxiproxy  {component['address']}  {component['health']}")
+        if component["component"] == "postgres":
+            for region, node in component["regions"].items():
+                lines.append(
+                    f"postgres   {region:10} {node['address']}  {node['role']}  {node['health']}"
+                )
+            repl = component["replication"]
+            if repl.get("primary"):
+                lines.append(
+                    f"replication {repl['primary']} -> {repl['standby']} via proxy {repl['link']}: "
+                    f"{repl['state']}, byte lag {repl['byte_lag']}"
+                )
+    if status.get("data_root_outside_state"):
+        lines.append(
+            f"database files: {status['data_root']} "
+            "(the state folder is closed to the postgres user)"
+        )
+    return lines
+
+
+def cmd_lab_up(args: argparse.Namespace) -> int:
+    lab = Lab()
+    started = time.monotonic()
+    with lab_lock(lab.state, f"cli-{new_run_id()}"):
+        status = lab.up(progress=_progress)
+    print(f"lab up in {time.monotonic() - started:.1f}s (state {lab.state})")
+    print("\n".join(_endpoints(status)))
+    return 0
+
+
+def cmd_lab_status(args: argparse.Namespace) -> int:
+    status = Lab().status()
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+    else:
+        print("\n".join(_endpoints(status)))
+    healthy = all(_healthy(c) for c in status["components"])
+    return 0 if healthy else 1
+
+
+def _healthy(component: dict[str, Any]) -> bool:
+    if "regions" in component:
+        return all(n["health"] == "healthy" for n in component["regions"].values())
+    return bool(component.get("health") == "healthy")
+
+
+def cmd_lab_reset(args: argparse.Namespace) -> int:
+    lab = Lab()
+    started = time.monotonic()
+    with lab_lock(lab.state, f"cli-{new_run_id()}"):
+        status = lab.reset(progress=_progress)
+    print(f"lab reset in {time.monotonic() - started:.1f}s")
+    print("\n".join(_endpoints(status)))
+    return 0
+
+
+def cmd_lab_down(args: argparse.Namespace) -> int:
+    lab = Lab()
+    with lab_lock(lab.state, f"cli-{new_run_id()}"):
+        lab.down(purge=args.purge)
+    print("lab down" + (" (data purged)" if args.purge else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="drkit", description="Disaster-recovery drills with measured RTO and RPO."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    lab = sub.add_parser("lab", help="manage the embedded lab (two loopback regions)")
+    lab_sub = lab.add_subparsers(dest="lab_command", required=True)
+    up = lab_sub.add_parser("up", help="start every lab component; returns when all are healthy")
+    up.set_defaults(func=cmd_lab_up)
+    status = lab_sub.add_parser("status", help="show each component: pid, address, health, details")
+    status.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    status.set_defaults(func=cmd_lab_status)
+    reset = lab_sub.add_parser("reset", help="return to us-east-1 primary streaming to us-west-2")
+    reset.set_defaults(func=cmd_lab_reset)
+    down = lab_sub.add_parser("down", help="stop every lab process")
+    down.add_argument("--purge", action="store_true", help="also delete the lab's data")
+    down.set_defaults(func=cmd_lab_down)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except DrillError as exc:
+        print(f"drkit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("drkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Where drkit keeps its state (the lab, the open-faults pointer) and its run folders."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def state_dir() -> Path:
+    """The state folder: `DRKIT_HOME` when set, else `.drkit/` in the working directory."""
+    home = os.environ.get("DRKIT_HOME")
+    return Path(home).resolve() if home else (Path.cwd() / ".drkit").resolve()
+
+
+def runs_dir() -> Path:
+    """Run folders live in `reports/runs/` (ignored by git); `DRKIT_RUNS_DIR` moves them."""
+    override = os.environ.get("DRKIT_RUNS_DIR")
+    return Path(override).resolve() if override else (Path.cwd() / "reports" / "runs").resolve()
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A run id: UTC time to the second plus a short random suffix, e.g. 20261126T051729Z-3f9a."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{secrets.token_hex(2)}"
