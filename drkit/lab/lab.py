@@ -21,6 +21,7 @@ from typing import Any
 
 from drkit.config import LabSettings
 from drkit.errors import LabError
+from drkit.lab.component import Component
 from drkit.lab.database import DatabaseTier
 from drkit.lab.postgres import Passwords, PgTools, find_pg_bindir, service_user
 from drkit.lab.topology import REGIONS, SOURCES, ProxySpec, proxy_spec
@@ -107,9 +108,22 @@ class Lab:
         }
         self._meta_path().write_text(json.dumps(meta, indent=2))
 
+    def service_ports(self) -> dict[str, int]:
+        ports = self.settings.ports
+        return {"db": ports.postgres, "index": ports.index, "api": ports.api}
+
     def proxies(self) -> list[ProxySpec]:
-        port = self.settings.ports.postgres
-        return [proxy_spec(region, "db", source, port) for region in REGIONS for source in SOURCES]
+        """One proxy per (destination region, service, traffic source)."""
+        return [
+            proxy_spec(region, service, source, port)
+            for service, port in self.service_ports().items()
+            for region in REGIONS
+            for source in SOURCES
+        ]
+
+    def services(self) -> list[Component]:
+        """Components that run above the database tier, in start order."""
+        return []
 
     # -- commands ------------------------------------------------------------------------
     def up(self, progress: Progress = _quiet) -> dict[str, Any]:
@@ -123,6 +137,9 @@ class Lab:
             progress("postgres: starting us-east-1 and us-west-2")
             self.database.start()
             self._write_meta()
+            for component in self.services():
+                progress(f"{component.name}: starting")
+                component.start()
         except BaseException:
             if not was_running:
                 self._stop_quietly()  # a start that fails leaves no process behind
@@ -151,11 +168,19 @@ class Lab:
         self.toxiproxy.ensure_proxies(self.proxies())
         progress("postgres: restoring us-east-1 -> us-west-2 replication")
         self.database.reset()
+        for component in self.services():
+            progress(f"{component.name}: resetting")
+            component.reset()
         return self.status()
 
     def down(self, purge: bool = False) -> None:
         """Stop every process the lab started; `purge` also deletes its data."""
         errors: list[str] = []
+        for component in reversed(self.services()):
+            try:
+                component.stop()
+            except LabError as exc:
+                errors.append(str(exc))
         try:
             self.database.stop()
         except LabError as exc:
@@ -174,13 +199,14 @@ class Lab:
         components = [self.toxiproxy.status()]
         if meta:
             components.append(self.database.status())
+            components += [c.status() for c in self.services()]
         return {
             "state": str(self.state),
             "data_root": meta.get("data_root"),
             "data_root_outside_state": meta.get("data_root_outside_state", False),
             "ports": {
                 "base": self.settings.ports.base,
-                "postgres": self.settings.ports.postgres,
+                **self.service_ports(),
                 "toxiproxy_api": self.settings.ports.toxiproxy_api,
             },
             "profile": self.settings.profile.name,

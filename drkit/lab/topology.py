@@ -20,7 +20,7 @@ from drkit.errors import ConfigError
 REGIONS: tuple[str, ...] = ("us-east-1", "us-west-2")
 PUBLIC = "public"
 SOURCES: tuple[str, ...] = (*REGIONS, PUBLIC)
-SERVICES: tuple[str, ...] = ("db",)
+SERVICES: tuple[str, ...] = ("db", "index", "api")
 
 _REGION_OCTET = {"us-east-1": 1, "us-west-2": 2}
 _SOURCE_HOST = {"us-east-1": 11, "us-west-2": 12, PUBLIC: 20}
