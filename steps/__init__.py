@@ -1,0 +1,1 @@
+"""Step definitions, grouped by domain; each step parses its text, calls drkit and records."""
