@@ -83,9 +83,11 @@ class Proxy:
 class ToxiproxyClient:
     """Talks to one Toxiproxy server; safe to share between threads."""
 
-    def __init__(self, base_url: str, timeout: float = 3.0) -> None:
+    def __init__(
+        self, base_url: str, timeout: float = 3.0, transport: httpx.BaseTransport | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
 
     def close(self) -> None:
         self._http.close()
@@ -193,8 +195,7 @@ class ToxiproxyClient:
 
 
 def _same_listen(actual: str, wanted: str) -> bool:
-    return (
-        actual == wanted
-        or (actual.rsplit(":", 1)[-1] == wanted.rsplit(":", 1)[-1]
-        and (actual.startswith("[::]") or actual.startswith("0.0.0.0")))
+    return actual == wanted or (
+        actual.rsplit(":", 1)[-1] == wanted.rsplit(":", 1)[-1]
+        and (actual.startswith("[::]") or actual.startswith("0.0.0.0"))
     )
