@@ -1,0 +1,1 @@
+"""The embedded lab: two loopback regions of real processes."""
