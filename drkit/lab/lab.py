@@ -23,8 +23,15 @@ from drkit.config import LabSettings
 from drkit.errors import LabError
 from drkit.lab.component import Component
 from drkit.lab.database import DatabaseTier
-from drkit.lab.postgres import Passwords, PgTools, find_pg_bindir, service_user
-from drkit.lab.topology import REGIONS, SOURCES, ProxySpec, proxy_spec
+from drkit.lab.postgres import (
+    APP_USER,
+    OPERATOR_USER,
+    Passwords,
+    PgTools,
+    find_pg_bindir,
+    service_user,
+)
+from drkit.lab.topology import PUBLIC, REGIONS, SOURCES, ProxySpec, ingress_address, proxy_spec
 from drkit.lab.toxiproxy_server import ToxiproxyServer
 from drkit.paths import state_dir
 
@@ -107,6 +114,20 @@ class Lab:
             "pg_bindir": str(self.database.tools.bindir),
         }
         self._meta_path().write_text(json.dumps(meta, indent=2))
+
+    def db_config(
+        self, region: str, source: str = PUBLIC, user: str = OPERATOR_USER
+    ) -> dict[str, Any]:
+        """Connection settings for `region`'s database as reached from `source` (a proxy)."""
+        passwords = self._passwords()
+        password = {OPERATOR_USER: passwords.operator, APP_USER: passwords.app}[user]
+        return {
+            "host": ingress_address(region, source),
+            "port": self.settings.ports.postgres,
+            "database": self.settings.database,
+            "user": user,
+            "password": password,
+        }
 
     def service_ports(self) -> dict[str, int]:
         ports = self.settings.ports

@@ -1,0 +1,1 @@
+"""The DR engine: replication monitor, pre-flight verifier, failover orchestrator, watcher."""

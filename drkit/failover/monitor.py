@@ -1,0 +1,253 @@
+"""ReplicationMonitor: replication lag, connection state and consistency, measured.
+
+Lag is measured by WAL position and by commit times, never by
+`now() - pg_last_xact_replay_timestamp()` alone (that grows while an idle primary loses
+nothing). Each check writes a heartbeat row on the primary; the lag in seconds is the age, on
+the primary's clock, of the oldest heartbeat the DR database has not replayed, and 0 when the
+DR has replayed everything the primary had written when the check began.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from drkit.clients.postgres import PgEndpoint
+from drkit.config import LAB_PROFILE, RPO_OBJECTIVE_SECONDS, TimingProfile
+from drkit.errors import TargetUnreachable
+
+STATES = ("streaming", "catching_up", "paused", "disconnected", "unknown")
+CATCHING_UP_BYTES = 1 << 20  # a standby more than 1 MiB behind is catching up, not streaming
+
+HEARTBEAT_DDL = """
+CREATE TABLE IF NOT EXISTS drkit_heartbeat (
+    seq bigserial PRIMARY KEY,
+    beat_at timestamptz NOT NULL DEFAULT clock_timestamp()
+)"""
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """Ids present in both regions with equal content hash, over the union of ids."""
+
+    ratio: float
+    total: int
+    missing: int = 0
+    extra: int = 0
+    stale: int = 0
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+ConsistencyCheck = Callable[[], Consistency]
+
+
+def no_consistency_source() -> Consistency:
+    return Consistency(ratio=1.0, total=0, detail={"note": "no consistency source configured"})
+
+
+@dataclass(frozen=True)
+class ReplicationStatus:
+    lag_seconds: float
+    lag_bytes: int
+    is_connected: bool
+    state: str
+    data_consistency_ratio: float
+    meets_rpo: bool
+    measured_at: datetime
+    missing_count: int = 0
+    extra_count: int = 0
+    stale_count: int = 0
+    lag_is_lower_bound: bool = False
+    rpo_objective_seconds: float = RPO_OBJECTIVE_SECONDS
+    primary_reachable: bool = True
+    dr_reachable: bool = True
+    dr_in_recovery: bool | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data["measured_at"] = self.measured_at.isoformat()
+        data["detail"] = dict(self.detail)
+        return data
+
+
+@dataclass(frozen=True)
+class _PrimarySample:
+    lsn: int  # the primary's WAL position when the check began, before its heartbeat
+    seq: int
+
+
+@dataclass(frozen=True)
+class _DrSample:
+    replay_lsn: int | None
+    in_recovery: bool
+    paused: bool
+    receiver: str | None
+    seq: int
+
+
+class ReplicationMonitor:
+    """Measures replication from `primary_config` to `dr_config` (dicts used exactly as given)."""
+
+    def __init__(
+        self,
+        primary_config: Mapping[str, Any],
+        dr_config: Mapping[str, Any],
+        *,
+        profile: TimingProfile = LAB_PROFILE,
+        rpo_objective_seconds: float = RPO_OBJECTIVE_SECONDS,
+        consistency: ConsistencyCheck | None = None,
+    ) -> None:
+        self.primary = PgEndpoint.from_config("primary", primary_config)
+        self.dr = PgEndpoint.from_config("DR", dr_config)
+        self.primary_config = dict(primary_config)
+        self.dr_config = dict(dr_config)
+        self.profile = profile
+        self.rpo_objective_seconds = rpo_objective_seconds
+        self.consistency = consistency or no_consistency_source
+        self.last_status: ReplicationStatus | None = None
+        self._last_proven_lag: tuple[float, float] | None = None  # (lag, monotonic time)
+
+    def check_replication_lag(self) -> ReplicationStatus:
+        measured_at = datetime.now(UTC)
+        primary = self._sample_primary()
+        dr = self._sample_dr()
+        status = self._status(primary, dr, measured_at)
+        self.last_status = status
+        return status
+
+    # -- sampling ------------------------------------------------------------------------
+    def _timeout(self) -> int:
+        return max(1, int(self.profile.connect_timeout_s))
+
+    def _sample_primary(self) -> _PrimarySample | TargetUnreachable:
+        try:
+            with self.primary.connect(self._timeout()) as conn:
+                conn.execute(HEARTBEAT_DDL)
+                before = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+                seq = conn.execute(
+                    "INSERT INTO drkit_heartbeat DEFAULT VALUES RETURNING seq"
+                ).fetchone()
+                conn.execute(
+                    "DELETE FROM drkit_heartbeat WHERE beat_at < now() - interval '2 hours'"
+                )
+        except TargetUnreachable as exc:
+            return exc
+        except psycopg.Error as exc:
+            return TargetUnreachable(f"{self.primary.describe()}: {exc}".strip())
+        assert seq is not None and before is not None
+        return _PrimarySample(lsn=_lsn(before[0]), seq=int(seq[0]))
+
+    def _sample_dr(self) -> _DrSample | TargetUnreachable:
+        try:
+            with self.dr.connect(self._timeout()) as conn:
+                row = conn.execute(
+                    "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, "
+                    "CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END, "
+                    "(SELECT status FROM pg_stat_wal_receiver), "
+                    "(SELECT coalesce(max(seq), 0) FROM drkit_heartbeat)"
+                ).fetchone()
+        except psycopg.errors.UndefinedTable:
+            return _DrSample(None, True, False, None, 0)  # the heartbeat table has not arrived
+        except TargetUnreachable as exc:
+            return exc
+        except psycopg.Error as exc:
+            return TargetUnreachable(f"{self.dr.describe()}: {exc}".strip())
+        assert row is not None
+        recovery, replay, paused, receiver, seq = row
+        return _DrSample(
+            _lsn(replay) if replay else None, bool(recovery), bool(paused), receiver, int(seq)
+        )
+
+    def _oldest_missing_age(self, dr_seq: int) -> float:
+        """Age (primary clock) of the oldest heartbeat the DR lacks; 0 when it lacks none."""
+        with self.primary.connect(self._timeout()) as conn:
+            row = conn.execute(
+                "SELECT extract(epoch FROM clock_timestamp() - beat_at) FROM drkit_heartbeat "
+                "WHERE seq > %s ORDER BY seq LIMIT 1",
+                (dr_seq,),
+            ).fetchone()
+        return float(row[0]) if row else 0.0
+
+    # -- judging -------------------------------------------------------------------------
+    def _status(
+        self,
+        primary: _PrimarySample | TargetUnreachable,
+        dr: _DrSample | TargetUnreachable,
+        measured_at: datetime,
+    ) -> ReplicationStatus:
+        consistency = self._consistency()
+        common = {
+            "data_consistency_ratio": consistency.ratio,
+            "missing_count": consistency.missing,
+            "extra_count": consistency.extra,
+            "stale_count": consistency.stale,
+            "measured_at": measured_at,
+            "rpo_objective_seconds": self.rpo_objective_seconds,
+        }
+        if isinstance(primary, TargetUnreachable) or isinstance(dr, TargetUnreachable):
+            return self._unknown(primary, dr, common)
+        lag_bytes = max(0, primary.lsn - dr.replay_lsn) if dr.replay_lsn is not None else 0
+        caught_up = dr.replay_lsn is not None and dr.replay_lsn >= primary.lsn
+        lag_s = 0.0 if caught_up else self._oldest_missing_age(dr.seq)
+        connected = dr.in_recovery and dr.receiver == "streaming"
+        state = _state(dr, connected, lag_bytes)
+        self._last_proven_lag = (lag_s, time.monotonic())
+        return ReplicationStatus(
+            lag_seconds=lag_s,
+            lag_bytes=lag_bytes,
+            is_connected=connected,
+            state=state,
+            meets_rpo=lag_s < self.rpo_objective_seconds,
+            dr_in_recovery=dr.in_recovery,
+            detail={
+                "primary_lsn": primary.lsn,
+                "dr_replay_lsn": dr.replay_lsn,
+                "receiver": dr.receiver,
+                "consistency": dict(consistency.detail),
+            },
+            **common,  # type: ignore[arg-type]
+        )
+
+    def _unknown(self, primary: object, dr: object, common: dict[str, Any]) -> ReplicationStatus:
+        """One side unreachable: the lag proven so far is a lower bound; RPO is not proven."""
+        lower = self._last_proven_lag[0] if self._last_proven_lag else 0.0
+        errors = [str(x) for x in (primary, dr) if isinstance(x, TargetUnreachable)]
+        return ReplicationStatus(
+            lag_seconds=lower,
+            lag_bytes=0,
+            is_connected=False,
+            state="unknown",
+            meets_rpo=False,
+            lag_is_lower_bound=True,
+            primary_reachable=not isinstance(primary, TargetUnreachable),
+            dr_reachable=not isinstance(dr, TargetUnreachable),
+            detail={"errors": errors},
+            **common,
+        )
+
+    def _consistency(self) -> Consistency:
+        try:
+            return self.consistency()
+        except Exception as exc:  # an unmeasurable consistency is reported, not assumed
+            return Consistency(ratio=0.0, total=0, detail={"error": str(exc)})
+
+
+def _state(dr: _DrSample, connected: bool, lag_bytes: int) -> str:
+    if not dr.in_recovery:
+        return "disconnected"
+    if dr.paused:
+        return "paused"
+    if not connected:
+        return "disconnected"
+    return "catching_up" if lag_bytes > CATCHING_UP_BYTES else "streaming"
+
+
+def _lsn(text: str) -> int:
+    hi, lo = text.split("/")
+    return (int(hi, 16) << 32) + int(lo, 16)
