@@ -1,0 +1,1 @@
+"""Evidence for auditors: the quarterly compliance report, and later the sealed package."""

@@ -1,0 +1,71 @@
+"""What a failover returns: success, timed phases, and figures labelled for what they are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+PHASES = ("pre-flight", "fencing", "promotion", "dns switch", "propagation wait", "verification")
+
+
+@dataclass(frozen=True)
+class PhaseTiming:
+    name: str
+    started_at: datetime
+    duration_s: float
+    ok: bool
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "started_at": self.started_at.isoformat(),
+            "duration_s": round(self.duration_s, 4),
+            "ok": self.ok,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class FailoverResult:
+    """The orchestrator's own account of a failover.
+
+    `rto_minutes` is the orchestrator's wall time from its start to the verified write;
+    `data_loss_minutes` is an estimate from the last known replication lag (labelled so):
+    the drills measure the real RTO and RPO black-box from their histories.
+    """
+
+    success: bool
+    rto_minutes: float
+    data_loss_minutes: float
+    timestamp: datetime
+    errors: tuple[str, ...] = ()
+    mode: str = "planned"
+    phases: tuple[PhaseTiming, ...] = ()
+    reason: str = ""
+    forced: bool = False
+    source_region: str = ""
+    target_region: str = ""
+    data_loss_is_estimate: bool = True
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def phase(self, name: str) -> PhaseTiming | None:
+        return next((p for p in self.phases if p.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "success": self.success,
+            "rto_minutes": self.rto_minutes,
+            "data_loss_minutes": self.data_loss_minutes,
+            "data_loss_is_estimate": self.data_loss_is_estimate,
+            "timestamp": self.timestamp.isoformat(),
+            "errors": list(self.errors),
+            "mode": self.mode,
+            "reason": self.reason,
+            "forced": self.forced,
+            "source_region": self.source_region,
+            "target_region": self.target_region,
+            "phases": [p.to_dict() for p in self.phases],
+            "detail": dict(self.detail),
+        }
