@@ -114,7 +114,7 @@ def server(tmp_path: Path) -> Iterator[IndexServer]:
 
 @pytest.fixture
 def index(server: IndexServer) -> Iterator[Index]:
-    client = Pinecone(api_key="lab").Index(host=server.url)
+    client = Pinecone(api_key="lab").index(host=server.url)
     yield client
     client.close()
 
@@ -124,7 +124,7 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Index]:
     """A shared server holding TRANSFERS in namespace "ledger": for tests that only read."""
     srv = IndexServer(tmp_path_factory.mktemp("ledger") / "index", free_port())
     srv.start()
-    client = Pinecone(api_key="lab").Index(host=srv.url)
+    client = Pinecone(api_key="lab").index(host=srv.url)
     client.upsert(vectors=TRANSFERS, namespace="ledger")
     yield client
     client.close()
@@ -133,6 +133,10 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Index]:
 
 def ids(matches: Any) -> list[str]:
     return [m.id for m in matches]
+
+
+def listed(index: Index, namespace: str) -> list[str]:
+    return [str(item.id) for page in index.list(namespace=namespace) for item in page.vectors]
 
 
 def test_upserts_land_in_their_namespace_and_the_default_one(index: Index) -> None:
@@ -304,10 +308,7 @@ def test_delete_by_filter_removes_what_it_matches(index: Index) -> None:
 
     index.delete(filter={"kind": "wire"}, namespace="ledger")
 
-    assert sorted(item.id for page in index.list(namespace="ledger") for item in page.vectors) == [
-        "t3",
-        "t4",
-    ]
+    assert listed(index, "ledger") == ["t3", "t4"]
 
 
 def test_deleting_in_a_namespace_never_written_is_not_found(index: Index) -> None:
@@ -319,7 +320,7 @@ def test_deleting_in_a_namespace_never_written_is_not_found(index: Index) -> Non
 
 
 def test_a_path_the_server_does_not_serve_is_not_found(server: IndexServer) -> None:
-    client = Pinecone(api_key="lab").Index(host=f"{server.url}/no-such-prefix")
+    client = Pinecone(api_key="lab").index(host=f"{server.url}/no-such-prefix")
     try:
         with pytest.raises(NotFoundException, match="not served by this index"):
             client.describe_index_stats()
@@ -393,7 +394,7 @@ def test_update_patches_metadata_and_values(index: Index) -> None:
 
 
 def test_vectors_survive_a_restart(server: IndexServer) -> None:
-    with Pinecone(api_key="lab").Index(host=server.url) as client:
+    with Pinecone(api_key="lab").index(host=server.url) as client:
         client.upsert(vectors=TRANSFERS, namespace="ledger")
         client.upsert(vectors=[("d1", [0.0, 0.0, 0.0, 1.0])])
         client.delete(ids=["t4"], namespace="ledger")
@@ -404,7 +405,7 @@ def test_vectors_survive_a_restart(server: IndexServer) -> None:
     assert server.stop() == 0  # SIGTERM is a clean stop
     server.start()
 
-    with Pinecone(api_key="lab").Index(host=server.url) as client:
+    with Pinecone(api_key="lab").index(host=server.url) as client:
         after = client.query(
             vector=[1.0, 0.5, 0, 0], top_k=3, namespace="ledger", include_metadata=True
         )
@@ -417,7 +418,7 @@ def test_vectors_survive_a_restart(server: IndexServer) -> None:
 
 
 def test_acknowledged_upserts_survive_sigkill(server: IndexServer) -> None:
-    with Pinecone(api_key="lab").Index(host=server.url) as client:
+    with Pinecone(api_key="lab").index(host=server.url) as client:
         client.upsert(vectors=TRANSFERS, namespace="ledger")
 
     assert server.stop(signal.SIGKILL) == -signal.SIGKILL
