@@ -735,7 +735,7 @@ def encode_token(last_id: str) -> str:
 
 def decode_token(token: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
+        return base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise bad_request(f"paginationToken {token!r} is not one this index gave out") from None
 

@@ -289,6 +289,13 @@ def test_list_without_a_prefix_in_the_default_namespace(index: Index) -> None:
     assert page.pagination is None
 
 
+def test_a_pagination_token_the_index_did_not_give_is_a_bad_request(ledger: Index) -> None:
+    with pytest.raises(PineconeApiException, match="paginationToken") as caught:
+        ledger.list_paginated(namespace="ledger", pagination_token="%%%")
+
+    assert caught.value.status_code == 400
+
+
 def test_delete_by_ids_then_delete_all(index: Index) -> None:
     index.upsert(vectors=TRANSFERS, namespace="ledger")
 
