@@ -22,6 +22,7 @@ from typing import Any
 from drkit.config import LabSettings
 from drkit.errors import LabError
 from drkit.lab.component import Component
+from drkit.lab.control_plane import control_plane_components
 from drkit.lab.database import DatabaseTier
 from drkit.lab.postgres import (
     APP_USER,
@@ -144,7 +145,7 @@ class Lab:
 
     def services(self) -> list[Component]:
         """Components that run above the database tier, in start order."""
-        return []
+        return [*control_plane_components(self)]
 
     # -- commands ------------------------------------------------------------------------
     def up(self, progress: Progress = _quiet) -> dict[str, Any]:
