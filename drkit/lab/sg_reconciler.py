@@ -93,6 +93,13 @@ _SOURCE_FIELDS = (
 )
 
 
+_KIND_NAMES = {
+    "cidr6": "an IPv6 range",
+    "group": "another security group",
+    "prefix-list": "a prefix list",
+}
+
+
 def rules_from_permissions(permissions: Iterable[Mapping[str, Any]]) -> list[IngressRule]:
     """Flatten boto3 `IpPermissions` into one IngressRule per source."""
     rules = []
@@ -114,7 +121,7 @@ def unenforceable_reason(rule: IngressRule, source_cidrs: Mapping[str, str]) -> 
     """
     if rule.source_kind != "cidr":
         return (
-            f"its source is a {rule.source_kind.replace('-', ' ')} ({rule.source}); the lab "
+            f"its source is {_KIND_NAMES[rule.source_kind]} ({rule.source}); the lab "
             f"enforces only IPv4 CIDRs of its modelled sources ({_modelled(source_cidrs)})"
         )
     try:
@@ -285,6 +292,21 @@ class Reconciler:
         self.regions = sorted({p.region for p in self.proxies})
         self.passes = 0
         self.last_change: dict[str, Any] | None = None
+        self.verify_every_s = 1.0
+        self.verified_at: float | None = None  # when Toxiproxy was last read and fixed
+        self._applied: EnforcementPlan | None = None
+        self._next_verify = 0.0
+
+    def _apply(self, plan: EnforcementPlan) -> list[str]:
+        """Apply a new plan at once; re-check an unchanged one against Toxiproxy only every
+        `verify_every_s` (to repair drift such as a Toxiproxy reset or restart)."""
+        now = time.monotonic()
+        if plan == self._applied and now < self._next_verify:
+            return []
+        changes = apply_plan(self.toxiproxy, plan)
+        self._applied, self._next_verify = plan, now + self.verify_every_s
+        self.verified_at = time.time()
+        return changes
 
     def read_groups(self) -> dict[str, dict[str, Any] | None]:
         return {region: find_group(self.clients, region) for region in self.regions}
@@ -299,7 +321,7 @@ class Reconciler:
                 for r, g in groups.items()
             }
             plan = plan_enforcement(rules, self.proxies)
-            changes = apply_plan(self.toxiproxy, plan)
+            changes = self._apply(plan)
         except DrillError as exc:
             status = self._status(started, error=str(exc))
         else:
@@ -335,6 +357,7 @@ class Reconciler:
             else {},
             "unenforceable": [asdict(u) for u in plan.unenforceable] if plan else [],
             "last_change": self.last_change,
+            "toxiproxy_verified_at": self.verified_at,
         }
 
 
