@@ -32,6 +32,7 @@ from drkit.lab.postgres import (
     find_pg_bindir,
     service_user,
 )
+from drkit.lab.sut import sut_components
 from drkit.lab.topology import PUBLIC, REGIONS, SOURCES, ProxySpec, ingress_address, proxy_spec
 from drkit.lab.toxiproxy_server import ToxiproxyServer
 from drkit.paths import state_dir
@@ -145,7 +146,7 @@ class Lab:
 
     def services(self) -> list[Component]:
         """Components that run above the database tier, in start order."""
-        return [*control_plane_components(self)]
+        return [*control_plane_components(self), *sut_components(self)]
 
     # -- commands ------------------------------------------------------------------------
     def up(self, progress: Progress = _quiet) -> dict[str, Any]:
