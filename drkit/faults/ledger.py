@@ -144,6 +144,11 @@ class Ledger:
         self._previous: dict[int, Any] = {}
         self._restored: dict[int, Any] = {}
 
+    @classmethod
+    def for_run(cls, run_id: str, **kwargs: Any) -> Ledger:
+        """The ledger of run ``run_id`` in its folder under ``drkit.paths.runs_dir()``."""
+        return cls(paths.runs_dir() / run_id, run_id=run_id, **kwargs)
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def __enter__(self) -> Ledger:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from drkit.measure.clients import content_hash
 from drkit.measure.history import NEMESIS_PROCESS, RECOVERY_PROCESS, Kind, Op, OpType
@@ -26,6 +26,9 @@ class _Event:
     value: Any
     region: str | None
     error: str | None
+
+
+Result = Literal["ok", "fail", "info", "pending"]
 
 
 class HistoryBuilder:
@@ -52,17 +55,20 @@ class HistoryBuilder:
         )
         self._events.append(event)
 
-    def _pair(self, at: float, kind: Kind, invoke: Any, result: str, done: Any, **kw: Any) -> None:
+    def _pair(
+        self, at: float, kind: Kind, invoke: Any, result: Result, done: Any, **kw: Any
+    ) -> None:
         process = kw.pop("process", None) or f"{kind}-{next(self._process)}"
         latency = kw.pop("latency", None) or self.latency
         self._add(at, process, "invoke", kind, invoke)
-        if result != "pending":
-            region = kw.get("region") if result == "ok" else None
-            error = None if result == "ok" else f"{result} (hand-built)"
-            self._add(at + latency, process, result, kind, done, region=region, error=error)  # type: ignore[arg-type]
+        if result == "pending":
+            return
+        region = kw.get("region") if result == "ok" else None
+        error = None if result == "ok" else f"{result} (hand-built)"
+        self._add(at + latency, process, result, kind, done, region=region, error=error)
 
     def write(
-        self, doc_id: str, at: float, *, region: str = "us-east-1", result: str = "ok", **kw: Any
+        self, doc_id: str, at: float, *, region: str = "us-east-1", result: Result = "ok", **kw: Any
     ) -> HistoryBuilder:
         """A write invoked at ``at``; ``result`` ok, fail, info or pending (never completes)."""
         invoke = {"id": doc_id, "hash": kw.pop("hash", None) or payload_hash(doc_id)}
@@ -78,7 +84,7 @@ class HistoryBuilder:
 
     def read(
         self, at: float, *, region: str = "us-east-1", ids: Iterable[str] = (),
-        expect: Iterable[str] = (), result: str = "ok", **kw: Any,
+        expect: Iterable[str] = (), result: Result = "ok", **kw: Any,
     ) -> HistoryBuilder:  # fmt: skip
         """A read invoked at ``at`` expecting ``expect`` and (when ok) returning ``ids``."""
         invoke = {"query": "q", "expect": list(expect)}

@@ -67,31 +67,30 @@ def read_chain(path: Path) -> ChainRead:
     records: list[dict[str, Any]] = []
     prev = GENESIS
     for number, raw in enumerate(body, start=1):
-        problem = _link_problem(raw, prev, number)
-        if problem is not None:
+        record = _linked_record(raw, prev, number)
+        if isinstance(record, ChainBreak):
             # the line before the break is not vouched for by a valid link: drop it too
-            return ChainRead(Path(path), tuple(records[:-1]), problem, partial_tail, prev)
-        record = json.loads(raw)
-        record.pop("prev")
+            return ChainRead(Path(path), tuple(records[:-1]), record, partial_tail, prev)
         records.append(record)
         prev = line_hash(raw)
     return ChainRead(Path(path), tuple(records), None, partial_tail, prev)
 
 
-def _link_problem(raw: bytes, prev: str, number: int) -> ChainBreak | None:
+def _linked_record(raw: bytes, prev: str, number: int) -> dict[str, Any] | ChainBreak:
+    """The record on this line without its ``prev``, or the break it shows."""
     try:
         record = json.loads(raw)
     except ValueError:
         return ChainBreak(number, f"line {number} is not valid JSON; the file was edited or cut")
     if not isinstance(record, dict) or "prev" not in record:
         return ChainBreak(number, f"line {number} has no 'prev' hash; it was not written by drkit")
-    if record["prev"] != prev:
+    if record.pop("prev") != prev:
         return ChainBreak(
             number,
             f"line {number} does not link to line {number - 1}: line {number - 1} or "
             f"{number} was edited, or records between them were removed or reordered",
         )
-    return None
+    return record
 
 
 class ChainWriter:

@@ -274,3 +274,12 @@ def test_no_signal_handler_is_installed_outside_the_main_thread(dirs: tuple[Path
     thread.start()
     thread.join()
     assert seen == [before]
+
+
+def test_for_run_puts_the_ledger_in_the_run_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DRKIT_RUNS_DIR", str(tmp_path / "runs"))
+    ledger = Ledger.for_run("20261126T051729Z-3f9a", state_dir=tmp_path / "state")
+    assert ledger.path == tmp_path / "runs" / "20261126T051729Z-3f9a" / "ledger.jsonl"
+    assert ledger.run_id == "20261126T051729Z-3f9a"
