@@ -153,6 +153,7 @@ class Ledger:
 
     def __enter__(self) -> Ledger:
         ensure_no_open_faults(self.state_dir)
+        self._shield_depth, self._pending = 0, None  # a ledger object may be entered again
         if self.path.exists():
             self._next_id = read_ledger(self.path).next_id
         self._journal = Journal(self.path)

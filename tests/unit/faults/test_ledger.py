@@ -283,3 +283,15 @@ def test_for_run_puts_the_ledger_in_the_run_folder(
     ledger = Ledger.for_run("20261126T051729Z-3f9a", state_dir=tmp_path / "state")
     assert ledger.path == tmp_path / "runs" / "20261126T051729Z-3f9a" / "ledger.jsonl"
     assert ledger.run_id == "20261126T051729Z-3f9a"
+
+
+def test_a_ledger_entered_again_still_heals_on_a_signal(dirs: tuple[Path, Path]) -> None:
+    log: list[str] = []
+    ledger = _ledger(dirs)
+    with ledger:
+        pass
+    with pytest.raises(KeyboardInterrupt), ledger:
+        ledger.inject(Recorded("a", log))
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+    assert log == ["inject a", "heal a"]
