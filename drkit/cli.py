@@ -87,6 +87,37 @@ def cmd_lab_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from drkit.faults.rollback import rollback
+
+    report = rollback(force=args.force)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(report.summary())
+    return report.exit_code
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    from drkit.cost import CostInputs, break_even
+
+    result = break_even(
+        CostInputs(
+            monthly_dr_cost=args.monthly_dr_cost,
+            outage_cost_per_hour=args.outage_cost_per_hour,
+            outage_hours=args.outage_hours,
+            indirect_multiplier=args.indirect_multiplier,
+            currency=args.currency,
+        )
+    )
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(result.statement())
+        print(f"break-even: {result.break_even_years:.1f} years")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="drkit", description="Disaster-recovery drills with measured RTO and RPO."
@@ -104,6 +135,26 @@ def build_parser() -> argparse.ArgumentParser:
     down = lab_sub.add_parser("down", help="stop every lab process")
     down.add_argument("--purge", action="store_true", help="also delete the lab's data")
     down.set_defaults(func=cmd_lab_down)
+
+    rollback = sub.add_parser(
+        "rollback", help="heal every fault a killed run left open (never undoes recovery actions)"
+    )
+    rollback.add_argument(
+        "--force",
+        action="store_true",
+        help="heal even though the run that owns the faults still runs",
+    )
+    rollback.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    rollback.set_defaults(func=cmd_rollback)
+
+    cost = sub.add_parser("cost", help="break-even of a hot DR region against outage costs")
+    cost.add_argument("--monthly-dr-cost", type=float, default=250_000.0)
+    cost.add_argument("--outage-cost-per-hour", type=float, default=30_000.0)
+    cost.add_argument("--outage-hours", type=float, default=4.0)
+    cost.add_argument("--indirect-multiplier", type=float, default=100.0)
+    cost.add_argument("--currency", default="INR")
+    cost.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    cost.set_defaults(func=cmd_cost)
     return parser
 
 
