@@ -13,7 +13,9 @@ writers hold an advisory lock from `nextval` to commit, so `seq` order is commit
 row is skipped. The direction follows the role: while its region is primary it is idle (the
 RAG service writes that index itself) and forgets its watermark; when its region is (again) a
 standby, it first reconciles the whole index with its database (ids and content hashes), then
-follows from the highest `seq` seen before the reconcile. It reports in a JSON status file.
+follows from the highest `seq` seen before the reconcile. It also keeps the id of the row at
+its watermark: when that row is gone or different (the database was rebuilt or rewound under
+it), it reconciles again. It reports in a JSON status file.
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ BATCH = 500
 FOLLOW_BUDGET_S = 5.0
 RECONCILE_BUDGET_S = 120.0
 HEARTBEAT_S = 0.5
+STEP_QUERY = (
+    "SELECT pg_is_in_recovery(), (SELECT max(seq) FROM documents), "
+    "(SELECT id FROM documents WHERE seq = %s)"
+)
+NEWEST_ROW = "SELECT seq, id FROM documents ORDER BY seq DESC LIMIT 1"
 
 
 @dataclass
@@ -62,6 +69,7 @@ class Report:
     state: str = "starting"  # starting | reconciling | following | idle-primary | error
     role: str = "unknown"
     watermark: int | None = None
+    watermark_id: str | None = None  # the id of the row at `watermark`, to notice a rebuild
     database_max_seq: int | None = None
     applied: int = 0
     passes: int = 0
@@ -106,26 +114,34 @@ class Replicator:
     async def step(self) -> bool:
         """One pass; True when there is more to copy right away."""
         conn = await self.connection()
-        row = await (
-            await conn.execute("SELECT pg_is_in_recovery(), (SELECT max(seq) FROM documents)")
-        ).fetchone()
+        row = await (await conn.execute(STEP_QUERY, (self.report.watermark or 0,))).fetchone()
         assert row is not None
-        standby, max_seq = bool(row[0]), row[1]
+        standby, max_seq, id_at_watermark = bool(row[0]), row[1], row[2]
         self.report.role = "standby" if standby else "primary"
         self.report.database_max_seq = max_seq
         if not standby:
             self.report.state, self.report.watermark = "idle-primary", None
             return False
+        if self.report.watermark is not None and id_at_watermark != self.report.watermark_id:
+            log.warning(
+                "%s: the row at seq %s is no longer %r (the database was rebuilt or rewound); "
+                "reconciling the index before following again",
+                *(self.config.region, self.report.watermark, self.report.watermark_id),
+            )
+            self.report.watermark = None
         if self.report.watermark is None:
-            await self.reconcile(conn, floor=max_seq or 0)
+            await self.reconcile(conn)
             return True
         return await self.follow(conn, max_seq or 0)
 
-    async def reconcile(self, conn: psycopg.AsyncConnection[Any], floor: int) -> None:
+    async def reconcile(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Reconcile the whole index, then follow from the newest row seen before it."""
         self.report.state = "reconciling"
+        newest = await (await conn.execute(NEWEST_ROW)).fetchone()
         result = await reconcile(conn, self.index, self.config.region)
         self.report.last_reconcile = result.to_json()
-        self.report.watermark = floor  # rows above it are copied again: upserts are idempotent
+        # rows above the floor are copied again: upserts are idempotent
+        self.report.watermark, self.report.watermark_id = newest or (0, None)
         log.info("%s: reconciled the index: %s", self.config.region, result)
 
     async def follow(self, conn: psycopg.AsyncConnection[Any], max_seq: int) -> bool:
@@ -140,6 +156,7 @@ class Replicator:
         if rows:
             await upsert_documents(self.index, rows)
             self.report.watermark = rows[-1].seq
+            self.report.watermark_id = rows[-1].document.id
             self.report.applied += len(rows)
             self.report.last_applied_at = time.time()
         return len(rows) == BATCH

@@ -209,7 +209,6 @@ class Runtime:
             min_size=config.pool_min,
             max_size=config.pool_max,
             open=False,
-            check=AsyncConnectionPool.check_connection,
             timeout=config.db_timeout_s,
             max_waiting=200,
             reconnect_timeout=24 * 3600.0,  # keep trying for as long as a drill may cut us off
@@ -225,22 +224,50 @@ class Runtime:
         await self.index.close()
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """A pooled connection; one that fails or is cut off mid-call is closed, not reused."""
-        conn = await self.pool.getconn()
+    async def session(self) -> AsyncIterator[tuple[psycopg.AsyncConnection[Any], str]]:
+        """A pooled connection and the database's role, read on it just now.
+
+        Reading the role is also the connection check: a connection the server closed (a
+        restart, a demotion, a rebuild) fails at once and the next one is tried, without the
+        pool's back-off. One that fails or is cut off mid-call is closed, never reused.
+        """
+        conn, role = await self._checked_connection()
         try:
-            yield conn
+            yield conn, role
         except BaseException as exc:
             idle = conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
             if not (idle and isinstance(exc, ServiceError)):
-                await conn.close()  # never hand back a connection whose state is unknown
+                await conn.close()
             raise
         finally:
             await self.pool.putconn(conn)
 
-    async def role(self, conn: psycopg.AsyncConnection[Any]) -> str:
+    async def _checked_connection(self) -> tuple[psycopg.AsyncConnection[Any], str]:
+        for _ in range(self.config.pool_max):
+            conn = await self.pool.getconn()
+            try:
+                return conn, await self._role(conn)
+            except psycopg.OperationalError as exc:
+                log.info("%s: dropping a dead connection: %s", self.config.region, describe(exc))
+                await self._discard(conn)
+            except BaseException:
+                await self._discard(conn)
+                raise
+        conn = await self.pool.getconn()  # every pooled one was dead: this one is new
+        try:
+            return conn, await self._role(conn)
+        except BaseException:
+            await self._discard(conn)
+            raise
+
+    @staticmethod
+    async def _role(conn: psycopg.AsyncConnection[Any]) -> str:
         row = await (await conn.execute("SELECT pg_is_in_recovery()")).fetchone()
         return "standby" if row and row[0] else "primary"
+
+    async def _discard(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.close()
+        await self.pool.putconn(conn)
 
 
 # -- POST /documents -------------------------------------------------------------------------
@@ -260,8 +287,8 @@ async def commit_document(rt: Runtime, doc: Document, progress: WriteProgress) -
 
 async def _commit_document(rt: Runtime, doc: Document, progress: WriteProgress) -> dict[str, Any]:
     content_hash = doc.content_hash()
-    async with rt.connection() as conn:
-        if await rt.role(conn) == "standby":
+    async with rt.session() as (conn, role):
+        if role == "standby":
             raise refused(
                 rt.config,
                 "database is a standby",
@@ -363,25 +390,20 @@ async def store_document(rt: Runtime, document: DocumentIn) -> JSONResponse:
 
 # -- reads -----------------------------------------------------------------------------------
 
-READ_WITH_ROLE = (
-    "WITH r AS (SELECT pg_is_in_recovery() AS standby) "
-    "SELECT r.standby, d.* FROM r LEFT JOIN (" + DOCUMENT_SELECT + ") d ON d.id = ANY(%s)"
-)
-
 
 async def read_documents(rt: Runtime, ids: Sequence[str]) -> tuple[str, list[StoredDocument]]:
-    """This region's database role and the stored documents among `ids`, in one query."""
+    """This region's database role and the stored documents among `ids`."""
 
-    async def read() -> list[tuple[Any, ...]]:
-        async with rt.connection() as conn:
-            return await (await conn.execute(READ_WITH_ROLE, (list(ids),))).fetchall()
+    async def read() -> tuple[str, list[tuple[Any, ...]]]:
+        async with rt.session() as (conn, role):
+            cur = await conn.execute(DOCUMENT_SELECT + " WHERE id = ANY(%s)", (list(ids),))
+            return role, await cur.fetchall()
 
     try:
-        rows = await bounded(read(), rt.config.db_timeout_s)
+        role, rows = await bounded(read(), rt.config.db_timeout_s)
     except (*DB_ERRORS, TooManyRequests) as exc:
         raise refused(rt.config, "database unavailable", describe(exc)) from None
-    role = "standby" if rows and rows[0][0] else "primary"
-    return role, [StoredDocument.from_row(row[1:]) for row in rows if row[1] is not None]
+    return role, [StoredDocument.from_row(row) for row in rows]
 
 
 def document_json(stored: StoredDocument) -> dict[str, Any]:
@@ -447,8 +469,8 @@ async def timed(check: Callable[[], Awaitable[dict[str, Any]]], budget_s: float)
 
 async def health(rt: Runtime) -> JSONResponse:
     async def database() -> dict[str, Any]:
-        async with rt.connection() as conn:
-            return {"role": await rt.role(conn)}
+        async with rt.session() as (_, role):
+            return {"role": role}
 
     async def index() -> dict[str, Any]:
         stats = await rt.index.describe_index_stats()

@@ -10,7 +10,8 @@ while a fault is injected.
 Functions the engine calls (all synchronous, all on a running lab):
 
 * `reconcile_index(lab, region)`: make a region's index equal to its own database (ids and
-  content hashes); extra vectors deleted, missing or stale ones upserted.
+  content hashes); extra vectors deleted, missing or stale ones upserted. `reconcile_indexes`
+  does several regions at once.
 * `database_hashes(lab, region)`, `index_hashes(lab, region)`: id -> content hash.
 * `document_counts(lab)`: rows and vectors per region.
 * `api_url(settings, region, source)`, `index_url(settings, region, source)`.
@@ -200,8 +201,10 @@ async def reconcile(
 ) -> ReconcileReport:
     """Make `index` hold exactly the documents of `conn`'s database, with equal hashes."""
     started = time.monotonic()
-    wanted = await read_database_hashes(conn)
+    # the index first: with writers running, a vector listed before the database was read
+    # and absent from it is truly extra (rows are never deleted, only rebuilt away)
     present = await read_index_hashes(index)
+    wanted = await read_database_hashes(conn)
     missing = sorted(wanted.keys() - present.keys())
     stale = sorted(i for i in wanted.keys() & present.keys() if wanted[i] != present[i])
     extra = sorted(present.keys() - wanted.keys())
@@ -261,6 +264,15 @@ async def admin_connection(
 def reconcile_index(lab: Lab, region: str) -> ReconcileReport:
     """Bring `region`'s index back to `region`'s own database: ids and content hashes."""
     return asyncio.run(_reconcile_region(lab, region))
+
+
+def reconcile_indexes(lab: Lab, regions: Sequence[str] = REGIONS) -> dict[str, ReconcileReport]:
+    """`reconcile_index` for several regions at once (each region's index is its own process)."""
+
+    async def both() -> list[ReconcileReport]:
+        return await asyncio.gather(*(_reconcile_region(lab, region) for region in regions))
+
+    return {report.region: report for report in asyncio.run(both())}
 
 
 async def _reconcile_region(lab: Lab, region: str) -> ReconcileReport:
@@ -507,12 +519,6 @@ class IndexReplicator(PythonService):
             self.status_file.unlink(missing_ok=True)
         super().start()
 
-    def reset(self) -> None:
-        """Restart: a new process reconciles before it follows, so no watermark outlives a
-        rebuilt database."""
-        self.stop()
-        self.start()
-
     def status(self) -> dict[str, Any]:
         info = super().status()
         info["region"] = self.region
@@ -533,14 +539,13 @@ class DocumentStore:
 
     def start(self) -> None:
         seeded = self._prepare()
-        for region in REGIONS:
-            if seeded or self._counts_differ(region):
-                reconcile_index(self.lab, region)
+        regions = [r for r in REGIONS if seeded or self._counts_differ(r)]
+        if regions:
+            reconcile_indexes(self.lab, regions)
 
     def reset(self) -> None:
         self._prepare()
-        for region in REGIONS:
-            reconcile_index(self.lab, region)
+        reconcile_indexes(self.lab)
 
     def stop(self) -> None:
         return None
