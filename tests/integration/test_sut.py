@@ -21,7 +21,7 @@ from drkit.clients.toxiproxy import Toxic
 from drkit.lab.lab import Lab
 from drkit.lab.process import cmdline, wait_until
 from drkit.lab.seed import seed_document
-from drkit.lab.sut import api_url, database_hashes, index_hashes, index_url
+from drkit.lab.sut import api_url, database_hashes, index_hashes, index_url, reconcile_index
 from drkit.lab.topology import REGIONS, proxy_name
 
 pytestmark = pytest.mark.integration
@@ -168,6 +168,33 @@ def test_the_rag_service_pool_recovers_after_its_db_proxy_is_blackholed_and_heal
     wait_until(lambda: post(fresh_lab, EAST, doc).status_code == 201, 15, "a write after the heal")
     assert service.pid() == pid_before, "the RAG service was restarted to recover"
     assert httpx.get(f"{api_url(fresh_lab.settings, EAST)}/health").status_code == 200
+
+
+def test_a_write_whose_index_upsert_fails_is_indeterminate_but_committed_and_replicated(
+    fresh_lab: Lab,
+) -> None:
+    name = proxy_name(EAST, "index", EAST)
+    client = fresh_lab.toxiproxy.client()
+    doc = new_document()
+    for toxic in BLACKHOLE:
+        client.add_toxic(name, toxic)
+    try:
+        response = post(fresh_lab, EAST, doc, timeout=6)
+    finally:
+        for toxic in BLACKHOLE:
+            client.remove_toxic(name, toxic.name)
+    assert response.status_code == 502, response.text
+    body = response.json()
+    assert (body["outcome"], body["committed"], body["indexed"]) == ("indeterminate", True, False)
+    assert doc["id"] in database_hashes(fresh_lab, EAST)
+    wait_until(
+        lambda: doc["id"] in in_index(fresh_lab, WEST, [doc["id"]]),
+        10,
+        "us-west-2's replicator to index the committed row",
+    )
+    assert in_index(fresh_lab, EAST, [doc["id"]]) == {}
+    report = reconcile_index(fresh_lab, EAST)
+    assert report.missing == 1 and in_index(fresh_lab, EAST, [doc["id"]]) != {}
 
 
 def test_reset_after_a_promotion_and_writes_on_us_west_2_leaves_both_regions_consistent(
