@@ -210,6 +210,8 @@ class Lab:
             errors.append(str(exc))
         self.toxiproxy.stop()
         if purge:
+            for component in self.services():  # components that keep data of their own
+                getattr(component, "purge", lambda: None)()
             root = Path(self.meta().get("data_root", self.state / "pg"))
             shutil.rmtree(root, ignore_errors=True)
             for name in ("lab.json", "secrets.json"):

@@ -20,7 +20,9 @@ Functions the engine calls (all synchronous, all on a running lab):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -416,13 +418,14 @@ class IndexServer(PythonService):
         address = backend_address(region)
         self.region = region
         self.settings = lab.settings
+        self.data_dir = index_data_dir(lab.state, region)
         super().__init__(
             name=f"index-{region}",
             state=lab.state,
             module="drkit.lab.index_server",
             args=[
                 *("--host", address, "--port", str(ports.index), "--region", region),
-                *("--data", str(index_data_dir(lab.state, region))),
+                *("--data", str(self.data_dir)),
                 *("--dimension", str(DIMENSION)),
             ],
             healthy=lambda: _answers(f"{index_url(lab.settings, region)}/health"),
@@ -435,6 +438,12 @@ class IndexServer(PythonService):
         if info["health"] == "healthy":
             info["vectors"] = index_vector_count(self.settings, self.region)
         return info
+
+    def purge(self) -> None:
+        """Delete the index's data (`lab down --purge`); the process is stopped by then."""
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the last region's purge removes the folder
+            self.data_dir.parent.rmdir()
 
 
 class RagService(PythonService):
