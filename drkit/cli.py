@@ -22,19 +22,22 @@ def _progress(message: str) -> None:
 def _endpoints(status: dict[str, Any]) -> list[str]:
     lines = []
     for component in status["components"]:
-        if component["component"] == "toxiproxy":
-            lines.append(f"toxiproxy  {component['address']}  {component['health']}")
-        if component["component"] == "postgres":
+        name = component["component"]
+        if name == "postgres":
             for region, node in component["regions"].items():
                 lines.append(
-                    f"postgres   {region:10} {node['address']}  {node['role']}  {node['health']}"
+                    f"{'postgres ' + region:28} {node['address']:22} {node['role']:8} "
+                    f"{node['health']}"
                 )
             repl = component["replication"]
             if repl.get("primary"):
                 lines.append(
-                    f"replication {repl['primary']} -> {repl['standby']} via proxy {repl['link']}: "
-                    f"{repl['state']}, byte lag {repl['byte_lag']}"
+                    f"{'replication':28} {repl['primary']} -> {repl['standby']} via "
+                    f"{repl['link']}: {repl['state']}, byte lag {repl['byte_lag']}"
                 )
+        else:
+            address = str(component.get("address") or "")
+            lines.append(f"{name:28} {address:31} {component.get('health', '?')}")
     if status.get("data_root_outside_state"):
         lines.append(
             f"database files: {status['data_root']} "

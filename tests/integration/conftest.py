@@ -20,14 +20,17 @@ from drkit.lab.lock import lab_lock
 from drkit.paths import new_run_id
 
 TEST_PORT_BASE = int(os.environ.get("DRKIT_TEST_PORT_BASE", "26400"))
+SEED_ENV = "DRKIT_LAB_SEED_DOCS"
+TEST_SEED_DOCS = "500"  # the default lab seeds 5,000; tests need the shape, not the volume
 
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     home = tmp_path_factory.mktemp("drkit-home")
-    saved = {k: os.environ.get(k) for k in ("DRKIT_HOME", "DRKIT_LAB_PORT_BASE")}
+    saved = {k: os.environ.get(k) for k in ("DRKIT_HOME", "DRKIT_LAB_PORT_BASE", SEED_ENV)}
     os.environ["DRKIT_HOME"] = str(home)
     os.environ["DRKIT_LAB_PORT_BASE"] = str(TEST_PORT_BASE)
+    os.environ.setdefault(SEED_ENV, TEST_SEED_DOCS)
     lab = Lab(home, LabSettings(ports=LabPorts(TEST_PORT_BASE)))
     try:
         with lab_lock(home, f"test-{new_run_id()}"):
