@@ -404,6 +404,7 @@ class HealthCheckRunner:
 
     resolve: Callable[[str], str]
     workers: int = 8
+    version: int = 0  # bumped on every change of a status
     _tracked: dict[str, _Tracked] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _pool: ThreadPoolExecutor | None = None
@@ -417,6 +418,7 @@ class HealthCheckRunner:
                 tracked = self._tracked.get(spec.id)
                 if tracked is None or tracked.spec != spec:  # new, or reconfigured
                     self._tracked[spec.id] = _Tracked(spec, initial_status(spec), next_due=now)
+                    self.version += 1
 
     def tick(self, now: float) -> None:
         """Start every probe that is due and not already running; refresh calculated checks."""
@@ -438,7 +440,9 @@ class HealthCheckRunner:
         statuses = {i: t.status for i, t in self._tracked.items()}
         for tracked in self._tracked.values():
             if tracked.spec.type == "CALCULATED" and not tracked.spec.disabled:
+                before = tracked.status.healthy
                 tracked.status = calculated(tracked.spec, tracked.status, statuses, time.time())
+                self.version += tracked.status.healthy != before
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -452,6 +456,7 @@ class HealthCheckRunner:
             if tracked is not None and tracked.spec == spec:
                 tracked.status = observe(tracked.status, ok, observation, time.time())
                 tracked.in_flight = False
+                self.version += 1
 
     def statuses(self) -> dict[str, HealthCheckStatus]:
         with self._lock:
@@ -548,17 +553,27 @@ class Evaluator:
         )
 
 
-def run(evaluator: Evaluator, tick_s: float = 0.25, pass_s: float = 1.0) -> None:
+def refresh_file(status_file: Path) -> Path:
+    """Touching this file asks the evaluator for a pass at its next tick (`lab reset`)."""
+    return status_file.with_name(status_file.stem + ".refresh")
+
+
+def run(evaluator: Evaluator, tick_s: float = 0.1, pass_s: float = 1.0) -> None:
     started = time.time()
     next_pass = 0.0
     logged: dict[str, Any] = {}
+    refresh = refresh_file(evaluator.status_file)
+    written, written_at = -1, 0.0
     while True:
         now = time.monotonic()
-        if now >= next_pass:
+        if now >= next_pass or refresh.exists():
+            refresh.unlink(missing_ok=True)
             evaluator.evaluate(time.time(), now)
-            next_pass = now + pass_s
+            next_pass, written = now + pass_s, -1
         evaluator.health.tick(now)
-        evaluator.write(started)
+        if evaluator.health.version != written or now - written_at >= 0.5:
+            written, written_at = evaluator.health.version, now
+            evaluator.write(started)
         logged = _log_changes(evaluator, logged)
         time.sleep(tick_s)  # the scheduler's tick: probes fall due on their own intervals
 
