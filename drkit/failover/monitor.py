@@ -46,10 +46,6 @@ class Consistency:
 ConsistencyCheck = Callable[[], Consistency]
 
 
-def no_consistency_source() -> Consistency:
-    return Consistency(ratio=1.0, total=0, detail={"note": "no consistency source configured"})
-
-
 @dataclass(frozen=True)
 class ReplicationStatus:
     lag_seconds: float
@@ -109,9 +105,18 @@ class ReplicationMonitor:
         self.dr_config = dict(dr_config)
         self.profile = profile
         self.rpo_objective_seconds = rpo_objective_seconds
-        self.consistency = consistency or no_consistency_source
+        self.consistency = consistency or self._target_consistency
         self.last_status: ReplicationStatus | None = None
         self._last_proven_lag: tuple[float, float] | None = None  # (lag, monotonic time)
+
+    def _target_consistency(self) -> Consistency:
+        """Rows and vectors of the active target's two regions (the running lab)."""
+        from drkit.targets.active import active_target
+
+        target = active_target()
+        source = target.region_of_db(self.primary_config)
+        replica = target.region_of_db(self.dr_config)
+        return target.consistency(source, replica)
 
     def check_replication_lag(self) -> ReplicationStatus:
         measured_at = datetime.now(UTC)

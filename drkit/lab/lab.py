@@ -24,6 +24,7 @@ from drkit.errors import LabError
 from drkit.lab.component import Component
 from drkit.lab.control_plane import control_plane_components
 from drkit.lab.database import DatabaseTier
+from drkit.lab.fence import FENCE_FILE, clear_fences
 from drkit.lab.postgres import (
     APP_USER,
     OPERATOR_USER,
@@ -185,6 +186,7 @@ class Lab:
         self._prepare_state()
         if self.toxiproxy.pid() is None:
             raise LabError(f"the lab in {self.state} is not running; start it with `drkit lab up`")
+        clear_fences(self.state / FENCE_FILE)  # recovery actions end with the reset
         progress("toxiproxy: removing toxics, enabling every proxy")
         with self.toxiproxy.client() as client:
             client.reset()

@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from drkit.lab.embedding import embed
+from drkit.lab.fence import FenceReader
 from drkit.lab.seed import Document
 from drkit.lab.sut import (
     DOCUMENT_SELECT,
@@ -86,6 +87,7 @@ class ServiceConfig:
     health_timeout_s: float = 1.0
     pool_min: int = 2
     pool_max: int = 10
+    fence_file: Path | None = None
 
     def conninfo(self) -> str:
         return psycopg.conninfo.make_conninfo(
@@ -215,6 +217,7 @@ class Runtime:
             name=f"rag-{config.region}",
         )
         self.index: AsyncIndex = async_index(config.index_host, config.index_timeout_s)
+        self.fences = FenceReader(config.fence_file)
 
     async def open(self) -> None:
         await self.pool.open(wait=False)
@@ -287,6 +290,15 @@ async def commit_document(rt: Runtime, doc: Document, progress: WriteProgress) -
 
 async def _commit_document(rt: Runtime, doc: Document, progress: WriteProgress) -> dict[str, Any]:
     content_hash = doc.content_hash()
+    fence = rt.fences.fence_of(rt.config.region)
+    if fence is not None:
+        raise refused(
+            rt.config,
+            "region fenced",
+            f"{rt.config.region} was fenced by a failover (epoch {fence.get('epoch')}: "
+            f"{fence.get('reason', '')}); it accepts no writes until failback or lab reset",
+            fence_epoch=fence.get("epoch"),
+        )
     async with rt.session() as (conn, role):
         if role == "standby":
             raise refused(
@@ -483,6 +495,7 @@ async def health(rt: Runtime) -> JSONResponse:
         "region": rt.config.region,
         "status": "ok" if ok else "degraded",
         "role": db.get("role", "unknown"),
+        "fenced": rt.fences.fence_of(rt.config.region) is not None,
         "dependencies": {"database": db, "index": idx},
         "checked_at": time.time(),
     }
@@ -577,6 +590,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--db-user", default="rag_app")
     parser.add_argument("--secrets", type=Path, help="JSON file with the `app` password")
     parser.add_argument("--index-host", required=True, help="e.g. http://127.0.1.11:25481")
+    parser.add_argument("--fence-file", type=Path, help="the lab's fencing lease (fence.json)")
     return parser.parse_args(argv)
 
 
@@ -595,6 +609,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         db_user=args.db_user,
         index_host=args.index_host,
         password=read_password(args.secrets),
+        fence_file=args.fence_file,
     )
     log.info(
         "%s: serving on http://%s:%d; database %s@%s:%d/%s, index %s",

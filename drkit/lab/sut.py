@@ -38,6 +38,7 @@ from drkit.config import LabSettings
 from drkit.errors import LabError
 from drkit.lab.component import Component, PythonService
 from drkit.lab.embedding import DIMENSION, embed
+from drkit.lab.fence import FENCE_FILE
 from drkit.lab.postgres import APP_USER, SUPERUSER, PgCluster
 from drkit.lab.process import wait_until
 from drkit.lab.seed import DEFAULT_RNG_SEED, Document, generate_documents, seed_count_from_env
@@ -464,6 +465,7 @@ class RagService(PythonService):
                 *("--db-name", lab.settings.database, "--db-user", APP_USER),
                 *("--secrets", str(lab.state / "secrets.json")),
                 *("--index-host", index_url(lab.settings, region, source=region)),
+                *("--fence-file", str(lab.state / FENCE_FILE)),
             ],
             # the process is healthy when it answers; a 503 reports a sick dependency
             healthy=lambda: _answers(self.health_url, (200, 503)),

@@ -1,0 +1,317 @@
+"""The embedded lab as a Target: reads its parts, and runs recovery actions on them.
+
+Recovery actions here are the lab's mechanisms for a failover: the fencing lease
+(drkit.lab.fence), `pg_promote` over the DR database connection, and a Route 53 UPSERT of the
+public name (moto, served by the lab DNS). Each reads its effect back.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+import httpx
+import psycopg
+
+from drkit.clients.postgres import PgEndpoint
+from drkit.config import TimingProfile
+from drkit.errors import ConfigError, DrillError, LabError
+from drkit.failover.monitor import Consistency
+from drkit.faults.ledger import RecoveryFailed
+from drkit.lab.control_plane import LabControlPlane
+from drkit.lab.fence import FENCE_FILE, fence_region, read_fences, unfence_region
+from drkit.lab.lab import Lab
+from drkit.lab.topology import PUBLIC, REGIONS, check_region, ingress_address
+from drkit.targets.base import Health
+
+HTTP_TIMEOUT_S = 1.0
+
+
+def region_of_address(address: str) -> str | None:
+    """Which region's block (127.0.1.x or 127.0.2.x) an address belongs to."""
+    parts = address.split(".")
+    if len(parts) == 4 and parts[0] == "127" and parts[1] == "0":
+        return {"1": "us-east-1", "2": "us-west-2"}.get(parts[2])
+    return None
+
+
+def compare(source: Mapping[str, str], replica: Mapping[str, str]) -> tuple[int, int, int, int]:
+    """(equal, missing, extra, stale) of two id -> content-hash maps."""
+    union = source.keys() | replica.keys()
+    missing = sum(1 for i in source if i not in replica)
+    extra = sum(1 for i in replica if i not in source)
+    stale = sum(1 for i in source if i in replica and source[i] != replica[i])
+    return len(union) - missing - extra - stale, missing, extra, stale
+
+
+def consistency_of(source: Mapping[str, str], replica: Mapping[str, str], what: str) -> Consistency:
+    equal, missing, extra, stale = compare(source, replica)
+    total = equal + missing + extra + stale
+    ratio = equal / total if total else 1.0
+    return Consistency(
+        ratio,
+        total,
+        missing,
+        extra,
+        stale,
+        {
+            what: {
+                "equal": equal,
+                "missing": missing,
+                "extra": extra,
+                "stale": stale,
+                "union": total,
+            }
+        },
+    )
+
+
+class LabTarget:
+    """The running lab behind the Target interface."""
+
+    name = "lab"
+
+    def __init__(self, lab: Lab | None = None) -> None:
+        self.lab = lab or Lab()
+        self.control = LabControlPlane.of(self.lab)
+        self.profile: TimingProfile = self.lab.settings.profile
+        self.public_name = self.control.public_record().name
+
+    # -- reads ---------------------------------------------------------------------------
+    def regions(self) -> tuple[str, ...]:
+        return REGIONS
+
+    def region_of_db(self, config: Mapping[str, Any]) -> str:
+        region = region_of_address(str(config.get("host", "")))
+        if region is None:
+            raise ConfigError(
+                f"database host {config.get('host')!r} is not one of the lab's addresses "
+                "(127.0.1.x for us-east-1, 127.0.2.x for us-west-2); use Lab.db_config(region)"
+            )
+        return region
+
+    def db_config(self, region: str) -> dict[str, Any]:
+        return self.lab.db_config(check_region(region))
+
+    def api_url(self, region: str, source: str = PUBLIC) -> str:
+        return f"http://{ingress_address(region, source)}:{self.lab.settings.ports.api}"
+
+    def service_health(self, region: str) -> Health:
+        url = self.api_url(region) + "/health"
+        try:
+            response = httpx.get(url, timeout=HTTP_TIMEOUT_S)
+        except httpx.HTTPError as exc:
+            return Health(False, f"GET {url} failed: {type(exc).__name__}")
+        body = _json(response)
+        ok = response.status_code == 200 and body.get("status") == "ok"
+        return Health(
+            ok,
+            f"HTTP {response.status_code}, role {body.get('role')}, status {body.get('status')}",
+            body,
+        )
+
+    def index_health(self, region: str) -> Health:
+        from drkit.lab.sut import index_url
+
+        url = index_url(self.lab.settings, region, source=PUBLIC)
+        try:
+            from pinecone import Pinecone
+
+            with Pinecone(api_key="lab", timeout=HTTP_TIMEOUT_S).index(host=url) as index:
+                stats = index.describe_index_stats()
+        except Exception as exc:  # the SDK raises many kinds; any is "not healthy"
+            return Health(False, f"describe_index_stats on {url} failed: {type(exc).__name__}")
+        count = int(stats.total_vector_count or 0)
+        return Health(True, f"{count} vectors", {"vectors": count})
+
+    def consistency(self, source: str, replica: str) -> Consistency:
+        """Database rows and vectors compared by id and content hash; the lower ratio wins."""
+        from drkit.lab.sut import database_hashes, index_hashes
+
+        rows = consistency_of(
+            database_hashes(self.lab, source), database_hashes(self.lab, replica), "rows"
+        )
+        vectors = consistency_of(
+            index_hashes(self.lab, source), index_hashes(self.lab, replica), "vectors"
+        )
+        worst = min((rows, vectors), key=lambda c: c.ratio)
+        detail = {**rows.detail, **vectors.detail, "source": source, "replica": replica}
+        return Consistency(
+            worst.ratio, worst.total, worst.missing, worst.extra, worst.stale, detail
+        )
+
+    def dns_ttl(self) -> int:
+        return int(self.control.public_record().ttl)
+
+    def writer_region(self) -> str | None:
+        return self.control.public_record().region
+
+    # -- recovery actions ----------------------------------------------------------------
+    def fence(self, region: str) -> FenceRegion:
+        return FenceRegion(self.lab, check_region(region))
+
+    def promote(self, region: str) -> PromoteDatabase:
+        return PromoteDatabase(self.lab, check_region(region))
+
+    def switch_dns(self, region: str) -> SwitchPublicName:
+        return SwitchPublicName(self.control, check_region(region))
+
+    def verify_serving(self, region: str, budget_s: float) -> Health:
+        """Through the public name: a query answered by `region` and a write it acknowledges."""
+        deadline = time.monotonic() + budget_s
+        last = "not tried"
+        while time.monotonic() < deadline:
+            try:
+                return self._serve_once(region)
+            except DrillError as exc:
+                last = str(exc)
+            time.sleep(0.1)
+        return Health(
+            False,
+            f"{region} did not serve through {self.public_name} within {budget_s:.0f}s: {last}",
+        )
+
+    def _serve_once(self, region: str) -> Health:
+        address = self.control.resolver().resolve(self.public_name)
+        base = f"http://{address}:{self.lab.settings.ports.api}"
+        query = httpx.get(f"{base}/query", params={"q": "quarterly filing"}, timeout=2.0)
+        if query.status_code != 200 or query.headers.get("X-DR-Region") != region:
+            raise DrillError(
+                f"query via {address}: HTTP {query.status_code} from "
+                f"{query.headers.get('X-DR-Region')}"
+            )
+        doc = {
+            "id": f"verify-{uuid.uuid4().hex[:12]}",
+            "title": "failover verification",
+            "body": "written by the failover orchestrator to prove the DR region accepts writes",
+            "source": "drkit",
+            "as_of": date.today().isoformat(),
+        }
+        write = httpx.post(f"{base}/documents", json=doc, timeout=3.0)
+        body = _json(write)
+        if write.status_code != 201 or body.get("region") != region:
+            raise DrillError(
+                f"write via {address}: HTTP {write.status_code} "
+                f"{body.get('error') or body.get('outcome')} from {body.get('region')}"
+            )
+        return Health(
+            True,
+            f"{self.public_name} -> {address}: query and write {doc['id']} served by {region}",
+            {"address": address, "write_id": doc["id"]},
+        )
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+class FenceRegion:
+    """Fence the old primary region: its service refuses writes until failback or reset."""
+
+    kind = "lab.fence"
+    phase = "fencing"
+
+    def __init__(self, lab: Lab, region: str, reason: str = "failover") -> None:
+        self.lab, self.region, self.reason = lab, region, reason
+        self.path = lab.state / FENCE_FILE
+
+    def params(self) -> dict[str, Any]:
+        return {"region": self.region}
+
+    def describe(self) -> str:
+        return f"fence {self.region} (its service refuses writes)"
+
+    def apply(self) -> None:
+        fence_region(self.path, self.region, self.reason)
+
+    def undo(self) -> None:
+        unfence_region(self.path, self.region)
+
+    def verify_applied(self) -> bool:
+        return self.region in read_fences(self.path)
+
+    def verify_undone(self) -> bool:
+        return self.region not in read_fences(self.path)
+
+
+class PromoteDatabase:
+    """`pg_promote()` on the region's database, over its public connection; waits for it."""
+
+    kind = "lab.promote"
+    phase = "promotion"
+
+    def __init__(self, lab: Lab, region: str) -> None:
+        self.lab, self.region = lab, region
+        self.endpoint = PgEndpoint.from_config(region, lab.db_config(region))
+
+    def params(self) -> dict[str, Any]:
+        return {"region": self.region}
+
+    def describe(self) -> str:
+        return f"promote {self.region}'s database to primary (pg_promote)"
+
+    def apply(self) -> None:
+        with self.endpoint.connect(timeout_s=5) as conn:
+            conn.execute("SET statement_timeout = '15s'")
+            if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:  # type: ignore[index]
+                return  # already a primary: nothing to do, and verify says so
+            done = conn.execute("SELECT pg_promote(wait => true, wait_seconds => 10)").fetchone()
+        if not done or not done[0]:
+            raise LabError(f"pg_promote on {self.region} did not finish within 10s")
+
+    def verify_applied(self) -> bool:
+        try:
+            with self.endpoint.connect(timeout_s=2) as conn:
+                row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+        except (DrillError, psycopg.Error):
+            return False
+        return row is not None and row[0] is False
+
+    def undo(self) -> None:
+        raise RecoveryFailed(
+            f"a promotion of {self.region} is undone by failback (pg_rewind, then a planned "
+            "switchover) or by `drkit lab reset`, not in place"
+        )
+
+    def verify_undone(self) -> bool:
+        return not self.verify_applied()
+
+
+class SwitchPublicName:
+    """UPSERT the public record to the region's public address; read back from Route 53 and
+    from the lab DNS with a cache-free lookup."""
+
+    kind = "lab.dns_switch"
+    phase = "dns switch"
+
+    def __init__(self, control: LabControlPlane, region: str) -> None:
+        self.control, self.region = control, region
+        self.previous = control.public_record().region
+
+    def params(self) -> dict[str, Any]:
+        return {"region": self.region, "previous": self.previous}
+
+    def describe(self) -> str:
+        return f"point {self.control.public_record().name} at {self.region}"
+
+    def apply(self) -> None:
+        self.control.point_public_name(self.region)
+
+    def undo(self) -> None:
+        if self.previous is not None:
+            self.control.point_public_name(self.previous)
+
+    def verify_applied(self) -> bool:
+        record = self.control.public_record()
+        served = self.control.resolver().resolve(record.name)
+        return record.region == self.region and served == ingress_address(self.region, PUBLIC)
+
+    def verify_undone(self) -> bool:
+        return self.control.public_record().region == self.previous
