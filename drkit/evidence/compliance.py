@@ -170,6 +170,19 @@ def _failures(result: FailoverResult, *analyses: dict[str, Any]) -> list[str]:
     return failures
 
 
+def generate_compliance_report(
+    test_date: datetime,
+    failover_result: FailoverResult,
+    replication_status: ReplicationStatus,
+    *,
+    measurements: Mapping[str, Verdict] | Iterable[Verdict] | None = None,
+) -> dict[str, Any]:
+    """The quarterly report in one call, with the regulatory objectives."""
+    return ComplianceReporter().generate_quarterly_report(
+        test_date, failover_result, replication_status, measurements=measurements
+    )
+
+
 def to_json(report: Mapping[str, Any]) -> str:
     return json.dumps(report, indent=2, default=str)
 

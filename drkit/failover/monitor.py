@@ -232,6 +232,7 @@ class ReplicationMonitor:
             lag_is_lower_bound=True,
             primary_reachable=not isinstance(primary, TargetUnreachable),
             dr_reachable=not isinstance(dr, TargetUnreachable),
+            dr_in_recovery=dr.in_recovery if isinstance(dr, _DrSample) else None,
             detail={"errors": errors},
             **common,
         )

@@ -145,7 +145,7 @@ class DRVerifier:
             round(s.lag_seconds, 3),
             self.lag_threshold_s,
             f"{name} is {s.lag_seconds:.1f}s, over the failover threshold of "
-            f"{self.lag_threshold_s:.0f}s",
+            f"{self.lag_threshold_s:g}s",
         )
 
     def _consistency_check(self, s: ReplicationStatus, name: str) -> Check:
