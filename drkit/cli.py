@@ -121,6 +121,18 @@ def cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lab_watcher(args: argparse.Namespace) -> int:
+    lab = Lab()
+    with lab_lock(lab.state, f"cli-{new_run_id()}"):
+        if args.switch == "on":
+            lab.watcher.start()
+        else:
+            lab.watcher.stop()
+    status = lab.watcher.status()
+    print(f"watcher {args.switch}: {status['health']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="drkit", description="Disaster-recovery drills with measured RTO and RPO."
@@ -138,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     down = lab_sub.add_parser("down", help="stop every lab process")
     down.add_argument("--purge", action="store_true", help="also delete the lab's data")
     down.set_defaults(func=cmd_lab_down)
+    watcher = lab_sub.add_parser(
+        "watcher", help="switch the failover watcher (the automation under test) on or off"
+    )
+    watcher.add_argument("switch", choices=["on", "off"])
+    watcher.set_defaults(func=cmd_lab_watcher)
 
     rollback = sub.add_parser(
         "rollback", help="heal every fault a killed run left open (never undoes recovery actions)"

@@ -9,6 +9,7 @@ DR has replayed everything the primary had written when the check began.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,12 @@ class Consistency:
 
 ConsistencyCheck = Callable[[], Consistency]
 
+# With one side unreachable, consistency between the two cannot be measured: NaN, never a
+# number that reads as a measurement (JSON shows it as null).
+NOT_MEASURED = Consistency(
+    ratio=math.nan, total=0, detail={"note": "not measured: a side is unreachable"}
+)
+
 
 @dataclass(frozen=True)
 class ReplicationStatus:
@@ -68,6 +75,8 @@ class ReplicationStatus:
     def to_dict(self) -> dict[str, Any]:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}
         data["measured_at"] = self.measured_at.isoformat()
+        if math.isnan(self.data_consistency_ratio):
+            data["data_consistency_ratio"] = None
         data["detail"] = dict(self.detail)
         return data
 
@@ -118,9 +127,15 @@ class ReplicationMonitor:
         replica = target.region_of_db(self.dr_config)
         return target.consistency(source, replica)
 
-    def check_replication_lag(self) -> ReplicationStatus:
+    def check_replication_lag(self, *, primary_lost: bool = False) -> ReplicationStatus:
+        """Sample both sides now; `primary_lost` skips the primary (declared lost by a caller
+        that already knows, e.g. the watcher), so nothing waits on its connect timeout."""
         measured_at = datetime.now(UTC)
-        primary = self._sample_primary()
+        primary = (
+            TargetUnreachable(f"{self.primary.describe()} declared lost by the caller")
+            if primary_lost
+            else self._sample_primary()
+        )
         dr = self._sample_dr()
         status = self._status(primary, dr, measured_at)
         self.last_status = status
@@ -186,7 +201,8 @@ class ReplicationMonitor:
         dr: _DrSample | TargetUnreachable,
         measured_at: datetime,
     ) -> ReplicationStatus:
-        consistency = self._consistency()
+        both = not isinstance(primary, TargetUnreachable) and not isinstance(dr, TargetUnreachable)
+        consistency = self._consistency() if both else NOT_MEASURED
         common = {
             "data_consistency_ratio": consistency.ratio,
             "missing_count": consistency.missing,

@@ -90,19 +90,21 @@ class FailoverOrchestrator:
     def target(self) -> FailoverTarget:
         return self.verifier.target  # type: ignore[return-value]
 
-    def execute_failover(self, reason: str, *, force: bool = False) -> FailoverResult:
+    def execute_failover(
+        self, reason: str, *, force: bool = False, mode: str | None = None
+    ) -> FailoverResult:
         if not isinstance(reason, str) or not reason.strip():
             raise ConfigError(
                 "execute_failover needs a reason, e.g. 'Hard drive failure in "
                 "US-EAST-1'; it is recorded in the ledger and the report"
             )
         if self.ledger is not None:
-            return self._run(reason, force, self.ledger)
+            return self._run(reason, force, self.ledger, mode)
         run_id = paths.new_run_id()
         with Ledger(paths.runs_dir() / run_id, run_id=run_id, handle_signals=False) as ledger:
-            return self._run(reason, force, ledger)
+            return self._run(reason, force, ledger, mode)
 
-    def _run(self, reason: str, force: bool, ledger: Ledger) -> FailoverResult:
+    def _run(self, reason: str, force: bool, ledger: Ledger, mode: str | None) -> FailoverResult:
         clock = _Clock()
         monitor = self.verifier.monitor
         source = self.target.region_of_db(monitor.primary_config)
@@ -111,7 +113,7 @@ class FailoverOrchestrator:
         health: dict[str, Any] = {}
         try:
             with clock.phase("pre-flight") as note:
-                health = self.verifier.run_health_checks()
+                health = self.verifier.run_health_checks(mode=mode)
                 note.append(
                     f"{health['mode']}: "
                     + ("ready" if health["ready"] else "NOT ready: " + "; ".join(health["issues"]))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from drkit.errors import ConfigError
 from drkit.failover.monitor import ReplicationMonitor, ReplicationStatus
 from drkit.targets.base import Target
 
@@ -68,9 +69,13 @@ class DRVerifier:
             self._target = active_target()
         return self._target
 
-    def run_health_checks(self) -> dict[str, Any]:
+    def run_health_checks(self, *, mode: str | None = None) -> dict[str, Any]:
+        """Planned when the primary answers, unplanned when it does not; `mode="unplanned"`
+        declares the primary lost (the watcher knows) so the check does not wait on it."""
+        if mode not in (None, "planned", "unplanned"):
+            raise ConfigError(f"pre-flight mode {mode!r} is not one of planned, unplanned")
         previous = self.monitor.last_status
-        status = self.monitor.check_replication_lag()
+        status = self.monitor.check_replication_lag(primary_lost=mode == "unplanned")
         if status.primary_reachable:
             self.last_good_sample = status
             mode, checks = "planned", self._planned(status)

@@ -36,6 +36,7 @@ from drkit.lab.postgres import (
 from drkit.lab.sut import sut_components
 from drkit.lab.topology import PUBLIC, REGIONS, SOURCES, ProxySpec, ingress_address, proxy_spec
 from drkit.lab.toxiproxy_server import ToxiproxyServer
+from drkit.lab.watcher_component import WatcherComponent
 from drkit.paths import state_dir
 
 Progress = Callable[[str], None]
@@ -53,6 +54,7 @@ class Lab:
         self.settings = settings or LabSettings.from_env()
         self.toxiproxy = ToxiproxyServer(self.state, self.settings.ports.toxiproxy_api)
         self._database: DatabaseTier | None = None
+        self.watcher = WatcherComponent(self.state)
 
     # -- state folder --------------------------------------------------------------------
     def _prepare_state(self) -> None:
@@ -186,6 +188,7 @@ class Lab:
         self._prepare_state()
         if self.toxiproxy.pid() is None:
             raise LabError(f"the lab in {self.state} is not running; start it with `drkit lab up`")
+        self.watcher.reset()  # the initial lab has the watcher off
         clear_fences(self.state / FENCE_FILE)  # recovery actions end with the reset
         progress("toxiproxy: removing toxics, enabling every proxy")
         with self.toxiproxy.client() as client:
@@ -201,7 +204,7 @@ class Lab:
     def down(self, purge: bool = False) -> None:
         """Stop every process the lab started; `purge` also deletes its data."""
         errors: list[str] = []
-        for component in reversed(self.services()):
+        for component in [self.watcher, *reversed(self.services())]:
             try:
                 component.stop()
             except LabError as exc:
@@ -227,6 +230,7 @@ class Lab:
         if meta:
             components.append(self.database.status())
             components += [c.status() for c in self.services()]
+            components.append(self.watcher.status())
         return {
             "state": str(self.state),
             "data_root": meta.get("data_root"),

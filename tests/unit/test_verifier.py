@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from drkit.config import LAB_PROFILE
+from drkit.errors import ConfigError
 from drkit.failover.monitor import Consistency, ReplicationMonitor, ReplicationStatus
 from drkit.failover.verifier import DRVerifier
 from drkit.targets.base import Health
@@ -39,7 +40,8 @@ class ScriptedMonitor(ReplicationMonitor):
         super().__init__(CONFIG, CONFIG, profile=LAB_PROFILE)
         self.samples = list(samples)
 
-    def check_replication_lag(self) -> ReplicationStatus:
+    def check_replication_lag(self, *, primary_lost: bool = False) -> ReplicationStatus:
+        self.lost_declared = primary_lost
         self.last_status = self.samples.pop(0)
         return self.last_status
 
@@ -156,3 +158,18 @@ def test_unplanned_without_any_earlier_sample_cannot_judge_the_data() -> None:
         "no replication sample was taken before the primary became unreachable"
         in result["issues"][0]
     )
+
+
+def test_a_declared_unplanned_preflight_does_not_wait_on_the_primary() -> None:
+    monitor = ScriptedMonitor(GOOD, LOST)
+    verifier = DRVerifier(monitor, target=TwinTarget())
+    verifier.run_health_checks()
+    result = verifier.run_health_checks(mode="unplanned")
+    assert monitor.lost_declared and result["mode"] == "unplanned" and result["ready"]
+
+
+def test_an_unknown_preflight_mode_is_refused() -> None:
+    with pytest.raises(
+        ConfigError, match="pre-flight mode 'chaos' is not one of planned, unplanned"
+    ):
+        DRVerifier(ScriptedMonitor(GOOD), target=TwinTarget()).run_health_checks(mode="chaos")

@@ -1,0 +1,111 @@
+"""The lab's watcher process: `python -m drkit.lab.watcher_service --state DIR`.
+
+It watches the public health endpoint of the region the public name points at (Route 53
+style: every `health_interval_s`, failover after `failure_threshold` failures in a row) and
+runs an unplanned failover to the other region through the lab target. A sampler thread keeps
+a recent replication sample, so the unplanned pre-flight judges from the last one before the
+failure. Its recovery actions go to a ledger of its own under <state>/watcher/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+
+from drkit.failover.monitor import ReplicationMonitor
+from drkit.failover.orchestrator import FailoverOrchestrator
+from drkit.failover.result import FailoverResult
+from drkit.failover.verifier import DRVerifier
+from drkit.failover.watcher import Watcher
+from drkit.faults.ledger import Ledger
+from drkit.lab.lab import Lab
+from drkit.lab.topology import other_region
+from drkit.paths import new_run_id
+from drkit.targets.lab import LabTarget
+
+STATUS_FILE = "watcher.json"
+SAMPLE_EVERY_S = 2.0
+
+
+def health_check(url: str, timeout_s: float) -> str | None:
+    """None when the endpoint answers 2xx or 3xx in time, else what went wrong."""
+    try:
+        response = httpx.get(url, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        return f"GET {url}: {type(exc).__name__}"
+    return None if response.status_code < 400 else f"GET {url}: HTTP {response.status_code}"
+
+
+def sampler(verifier: DRVerifier, stop: threading.Event) -> None:
+    while not stop.wait(SAMPLE_EVERY_S):
+        status = verifier.monitor.check_replication_lag()
+        if status.primary_reachable:
+            verifier.last_good_sample = status
+
+
+def build(state: Path, sampling: threading.Event) -> tuple[Watcher, DRVerifier]:
+    lab = Lab(state)
+    target = LabTarget(lab)
+    primary = target.writer_region() or "us-east-1"
+    standby = other_region(primary)
+    monitor = ReplicationMonitor(
+        lab.db_config(primary), lab.db_config(standby), profile=lab.settings.profile
+    )
+    verifier = DRVerifier(monitor, target=target)
+    profile = lab.settings.profile
+
+    def fail_over() -> FailoverResult:
+        sampling.set()  # the sampler stops: the pre-flight owns the monitor from here
+        run_id = f"watcher-{new_run_id()}"
+        with Ledger(
+            state / "watcher" / run_id,
+            run_id=run_id,
+            state_dir=state / "watcher",
+            handle_signals=False,
+        ) as ledger:
+            orchestrator = FailoverOrchestrator(verifier, ledger=ledger)
+            return orchestrator.execute_failover(
+                f"watcher: {primary} failed {profile.failure_threshold} health checks in a row",
+                mode="unplanned",
+            )
+
+    url = target.api_url(primary) + "/health"
+    watcher = Watcher(
+        primary,
+        lambda: health_check(url, profile.health_interval_s),
+        fail_over,
+        interval_s=profile.health_interval_s,
+        threshold=profile.failure_threshold,
+        status_file=state / "run" / STATUS_FILE,
+    )
+    return watcher, verifier
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m drkit.lab.watcher_service")
+    parser.add_argument("--state", type=Path, required=True)
+    args = parser.parse_args(argv)
+    stop, sampling_done = threading.Event(), threading.Event()
+    watcher, verifier = build(args.state.resolve(), sampling_done)
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        stop.set()
+        sampling_done.set()
+        watcher.stop()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    verifier.last_good_sample = verifier.monitor.check_replication_lag()
+    threading.Thread(target=sampler, args=(verifier, sampling_done), daemon=True).start()
+    watcher.run()
+    stop.wait()  # stay up, reporting, until `lab watcher off` or reset
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
