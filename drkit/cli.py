@@ -133,6 +133,16 @@ def cmd_lab_watcher(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from drkit.api import create_app
+
+    print(f"drkit control API on http://{args.host}:{args.port} (docs at /docs)", flush=True)
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="drkit", description="Disaster-recovery drills with measured RTO and RPO."
@@ -166,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rollback.add_argument("--json", action="store_true", help="print machine-readable JSON")
     rollback.set_defaults(func=cmd_rollback)
+
+    serve = sub.add_parser("serve", help="run the DR control API (FastAPI, /docs)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
 
     cost = sub.add_parser("cost", help="break-even of a hot DR region against outage costs")
     cost.add_argument("--monthly-dr-cost", type=float, default=250_000.0)
