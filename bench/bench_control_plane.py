@@ -61,17 +61,18 @@ class Prober:
             self.attempts.append((began, request_ok(self.address, self.timeout_s)))
             time.sleep(0.005)
 
-    def first(self, ok: bool, after: float, budget_s: float = 10.0) -> float:
-        """Seconds from `after` to the start of the first attempt with outcome `ok` that
-        began after the previous attempt's outcome differed (attempts in flight at `after`
-        count: the change may reach them)."""
+    def first(self, ok: bool, after: float, budget_s: float = 10.0, run: int = 3) -> float:
+        """Seconds from `after` to the start of the first of `run` consecutive attempts with
+        outcome `ok` (one stray timeout on a busy machine is not a cut). Attempts in flight
+        at `after` count, so a change that lands on one reads as slightly negative."""
         deadline = time.monotonic() + budget_s
         while time.monotonic() < deadline:
-            for began, outcome in list(self.attempts):
-                if outcome == ok and began + self.timeout_s >= after:
-                    return max(0.0, began - after)
+            attempts = [a for a in list(self.attempts) if a[0] + self.timeout_s >= after]
+            for i in range(len(attempts) - run + 1):
+                if all(outcome == ok for _, outcome in attempts[i : i + run]):
+                    return attempts[i][0] - after
             time.sleep(0.01)
-        raise RuntimeError(f"no {'successful' if ok else 'failing'} request in {budget_s}s")
+        raise RuntimeError(f"no {'successful' if ok else 'failing'} requests in {budget_s}s")
 
     def __enter__(self) -> Prober:
         self._thread.start()
@@ -82,20 +83,32 @@ class Prober:
         self._thread.join()
 
 
-def sg_latencies(plane: LabControlPlane, runs: int, timeout_s: float) -> tuple[list[float], ...]:
+def reconciler_applied(plane: LabControlPlane, since: float, budget_s: float = 5.0) -> float:
+    """Wall time at which the reconciler applied its first change after `since`."""
+    deadline = time.monotonic() + budget_s
+    while time.monotonic() < deadline:
+        change = (plane.reconciler_status() or {}).get("last_change") or {}
+        if change.get("at", 0.0) > since:
+            return float(change["at"])
+        time.sleep(0.01)
+    raise RuntimeError(f"the reconciler applied nothing within {budget_s}s")
+
+
+def sg_latencies(plane: LabControlPlane, runs: int, timeout_s: float) -> dict[str, list[float]]:
     rule = plane.service_rule("db", "public")
     address = (ingress_address("us-east-1", "public"), plane.ports.postgres)
-    stop, flow = [], []
+    figures: dict[str, list[float]] = {"stop": [], "flow": [], "cut": [], "heal": []}
     with Prober(address, timeout_s) as prober:
         for _ in range(runs):
             prober.first(True, time.monotonic())
-            plane.revoke_ingress("us-east-1", [rule])
-            returned = time.monotonic()
-            stop.append(prober.first(False, returned))
-            plane.authorize_ingress("us-east-1", [rule])
-            returned = time.monotonic()
-            flow.append(prober.first(True, returned))
-    return stop, flow
+            for verb, key, ok in (("revoke", "stop", False), ("authorize", "flow", True)):
+                call, before = getattr(plane, f"{verb}_ingress"), time.time()
+                call("us-east-1", [rule])
+                returned, wall = time.monotonic(), time.time()
+                figures[key].append(prober.first(ok, returned))
+                applied = reconciler_applied(plane, before)
+                figures["cut" if verb == "revoke" else "heal"].append(applied - wall)
+    return figures
 
 
 def drkit(env: dict[str, str], *args: str) -> float:
@@ -131,6 +144,8 @@ class Figures:
     cold: float = 0.0
     stop: list[float] = field(default_factory=list)
     flow: list[float] = field(default_factory=list)
+    cut: list[float] = field(default_factory=list)
+    heal: list[float] = field(default_factory=list)
     warm_share: list[float] = field(default_factory=list)
     warm_total: list[float] = field(default_factory=list)
     warm_cli: list[float] = field(default_factory=list)
@@ -140,7 +155,9 @@ class Figures:
 def measure(lab: Lab, env: dict[str, str], args: argparse.Namespace) -> Figures:
     figures = Figures(cold=drkit(env, "lab", "up"))
     plane = LabControlPlane.of(lab)
-    figures.stop, figures.flow = sg_latencies(plane, args.runs, args.probe_timeout)
+    latencies = sg_latencies(plane, args.runs, args.probe_timeout)
+    figures.stop, figures.flow = latencies["stop"], latencies["flow"]
+    figures.cut, figures.heal = latencies["cut"], latencies["heal"]
     for _ in range(args.up_runs):
         drkit(env, "lab", "down")
         total, share = timed_up(lab)
@@ -158,6 +175,8 @@ def show(figures: Figures, args: argparse.Namespace, home: Path) -> None:
     print(f"security groups (one probe request, {args.probe_timeout}s, is the error bar):")
     figure("revoke returned -> traffic stopped", figures.stop, "goal <= 1 s")
     figure("authorize returned -> traffic flows", figures.flow, "goal <= 1 s")
+    figure("revoke returned -> reconciler cut (its log)", figures.cut)
+    figure("authorize returned -> reconciler healed", figures.heal)
     print("warm lab up (data kept, processes stopped):")
     figure("control plane share (moto .. evaluator)", figures.warm_share, "goal <= 3 s")
     figure("whole lab.up(), in process", figures.warm_total)

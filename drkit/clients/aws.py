@@ -48,8 +48,15 @@ class AwsEndpoint:
     max_attempts: int = 3
 
     @classmethod
-    def lab(cls, moto_port: int, host: str = "127.0.0.1") -> AwsEndpoint:
-        return cls(f"http://{host}:{moto_port}", connect_timeout_s=1.0, read_timeout_s=5.0)
+    def lab(cls, moto_port: int, host: str = "127.0.0.1", max_attempts: int = 3) -> AwsEndpoint:
+        """The lab's moto. Its own polling processes pass `max_attempts=1`: their loop is the
+        retry, and botocore's backoff would hold a pass for seconds while moto starts."""
+        return cls(
+            f"http://{host}:{moto_port}",
+            connect_timeout_s=1.0,
+            read_timeout_s=5.0,
+            max_attempts=max_attempts,
+        )
 
     @property
     def is_lab(self) -> bool:

@@ -27,7 +27,7 @@ from dnslib.server import BaseResolver, DNSHandler, DNSLogger, DNSServer
 from drkit.clients.aws import AwsClients, AwsEndpoint, aws_errors
 from drkit.clients.resolver import exchange
 from drkit.errors import DrillError, LabError
-from drkit.lab.sg_reconciler import read_status
+from drkit.lab.sg_reconciler import log, read_status
 
 HOST = "127.0.0.1"
 HealthOf = Callable[[str], bool]
@@ -179,7 +179,7 @@ class ZoneResolver(BaseResolver):
         try:
             return answer(request, self.zone.zone, self.zone.record_sets(), self.health)
         except DrillError as exc:
-            print(f"SERVFAIL {request.q.qname}: {exc}", flush=True)
+            log(f"SERVFAIL {request.q.qname}: {exc}")
             reply = request.reply()
             reply.header.rcode = RCODE.SERVFAIL
             return reply
@@ -202,11 +202,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--zone", required=True)
     parser.add_argument("--health", type=Path, required=True, help="evaluator status file")
     args = parser.parse_args(argv)
-    zone = Route53Zone(AwsClients(AwsEndpoint.lab(args.moto_port)), args.zone)
+    zone = Route53Zone(AwsClients(AwsEndpoint.lab(args.moto_port, max_attempts=1)), args.zone)
     resolver = ZoneResolver(zone, health_from_file(args.health))
     quiet = DNSLogger(log="-recv,-send,-request,-reply,-truncated,-data", prefix=False)
     server = DNSServer(resolver, address=args.listen, port=args.port, logger=quiet)
-    print(f"lab-dns: zone {zone.zone} on udp://{args.listen}:{args.port}", flush=True)
+    log(f"lab-dns: zone {zone.zone} on udp://{args.listen}:{args.port}")
     server.start()
     return 0
 

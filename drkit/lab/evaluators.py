@@ -37,7 +37,7 @@ import httpx
 from drkit.clients.aws import AwsClients, AwsEndpoint, aws_errors
 from drkit.clients.resolver import DnsResolver
 from drkit.errors import DrillError, LabError
-from drkit.lab.sg_reconciler import read_status, write_status
+from drkit.lab.sg_reconciler import log, read_status, write_status
 
 STATUS_FILE = "evaluator.json"
 OK, ALARM, INSUFFICIENT_DATA = "OK", "ALARM", "INSUFFICIENT_DATA"
@@ -585,7 +585,7 @@ def _log_changes(evaluator: Evaluator, logged: Mapping[str, Any]) -> dict[str, A
     now |= {f"health check {i}": s.status for i, s in evaluator.health.statuses().items()}
     for key, value in now.items():
         if logged.get(key) != value:
-            print(f"{key}: {value}", flush=True)
+            log(f"{key}: {value}")
     return now
 
 
@@ -600,12 +600,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ports = LabPorts(args.port_base)
     resolver = DnsResolver([("127.0.0.1", ports.dns)], timeout_s=1.0)
     evaluator = Evaluator(
-        AwsClients(AwsEndpoint.lab(ports.moto)),
+        AwsClients(AwsEndpoint.lab(ports.moto, max_attempts=1)),
         REGIONS,
         args.state / "run" / STATUS_FILE,
         resolver.resolve,
     )
-    print(f"evaluator: alarms in {', '.join(REGIONS)} and Route 53 health checks", flush=True)
+    log(f"evaluator: alarms in {', '.join(REGIONS)} and Route 53 health checks")
     run(evaluator)
     return 0
 

@@ -379,6 +379,12 @@ def write_status(path: Path, status: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def log(message: str) -> None:
+    """One line in the process's log, stamped with the UTC time."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    print(f"{stamp}.{int(time.time() % 1 * 1000):03d}Z {message}", flush=True)
+
+
 def read_status(path: Path) -> dict[str, Any] | None:
     try:
         return dict(json.loads(path.read_text()))
@@ -398,18 +404,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ports = LabPorts(args.port_base)
     lab = Lab(args.state, LabSettings(ports=ports))
     reconciler = Reconciler(
-        AwsClients(AwsEndpoint.lab(ports.moto)),
+        AwsClients(AwsEndpoint.lab(ports.moto, max_attempts=1)),
         ToxiproxyClient(f"http://127.0.0.1:{ports.toxiproxy_api}", timeout=2.0),
         lab.proxies(),
         args.state / "run" / STATUS_FILE,
     )
-    print(f"sg-reconciler: {len(reconciler.proxies)} proxies, every {args.interval}s", flush=True)
+    log(f"sg-reconciler: {len(reconciler.proxies)} proxies, every {args.interval}s")
     logged: tuple[Any, Any] = (None, None)
     while True:
         status = reconciler.run_once()
         news = (status["error"], status["last_change"])
         if news != logged:  # log what changed, not every pass
-            print(json.dumps({"error": news[0], "last_change": news[1]}), flush=True)
+            log(json.dumps({"error": news[0], "last_change": news[1]}))
             logged = news
         time.sleep(args.interval)  # the poll period: moto offers nothing to wait on
 
