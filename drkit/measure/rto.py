@@ -16,7 +16,6 @@ from drkit.measure.ops import (
     PHASES,
     Disaster,
     Pair,
-    completed_in_order,
     find_disaster,
     of_kind,
     pair_ops,
@@ -68,7 +67,9 @@ def measure_rto(
     if disaster is None:
         return RtoMeasurement(None, None, new_writer, None, None, None, (), bar, None, n)
     old = primary_before(pairs, disaster.mono)
-    after = [p for p in of_kind(completed_in_order(pairs), "write") if _end(p) > disaster.mono]
+    # Invocation order: a write sent to the old region before recovery that times out later
+    # says nothing about writes sent after it, so it must not break their streak.
+    after = [p for p in of_kind(pairs, "write") if _end(p) > disaster.mono]
     first = _first_lasting_success(after, n, new_writer, old)
     observed = max(op.mono for op in ops) - disaster.mono
     if first is None or first.completion is None:
@@ -88,7 +89,8 @@ def _end(pair: Pair) -> float:
 def _first_lasting_success(
     writes: Sequence[Pair], n: int, pinned: str | None, old: str | None
 ) -> Pair | None:
-    """The first ok write on an eligible region followed by ``n`` more ok writes there."""
+    """The first ok write on an eligible region followed by ``n`` more ok writes there, in
+    invocation order."""
     start: int | None = None
     for i, pair in enumerate(writes):
         region = _region(pair)

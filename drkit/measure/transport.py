@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Protocol
 
 import httpx
@@ -121,7 +122,13 @@ class HttpTransport:
         return ReadResult(_region(response, body, address), _result_ids(body))
 
     def write(self, address: str, doc_id: str, payload: str) -> Ack:
-        document = {"id": doc_id, "title": doc_id, "text": payload}
+        document = {
+            "id": doc_id,
+            "title": f"drill write {doc_id}",
+            "body": payload,
+            "source": "drkit-writer",
+            "as_of": date.today().isoformat(),
+        }
         try:
             response = self._client.post(self._url(address, "/documents"), json=document)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -138,15 +145,21 @@ def _ack(response: httpx.Response, address: str, doc_id: str) -> Ack:
     status = response.status_code
     if status in (200, 201):
         body = response.json()
-        commit = body.get("commit_time")
         stored = str(body.get("id", doc_id))
-        return Ack(
-            stored, _region(response, body, address), float(commit) if commit is not None else None
-        )
+        return Ack(stored, _region(response, body, address), _commit_epoch(body))
     where = f"write {doc_id} to {address}: HTTP {status}"
     if 400 <= status < 500 or status == 503:
         raise DefiniteFailure(f"{where} (refused)")
     raise OutcomeUnknown(f"{where} (the write may have committed)")
+
+
+def _commit_epoch(body: dict[str, Any]) -> float | None:
+    """The commit time as epoch seconds: `commit_time_epoch`, or a numeric `commit_time`."""
+    for key in ("commit_time_epoch", "commit_time"):
+        value = body.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+    return None
 
 
 def _region(response: httpx.Response, body: Any, address: str) -> str:

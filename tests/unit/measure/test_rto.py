@@ -144,3 +144,20 @@ def test_an_empty_history_is_unknown() -> None:
 def test_a_malformed_history_yields_unknown_not_an_exception() -> None:
     verdict = check_rto([object()])  # type: ignore[list-item]
     assert verdict.valid == "unknown" and "crashed" in verdict.reason
+
+
+def test_a_write_sent_before_recovery_that_times_out_later_does_not_break_the_streak() -> None:
+    b = HistoryBuilder(latency=LATENCY)
+    b.fault("down", 0.0, disaster=True)
+    b.write("stuck", 0.95, region=EAST, result="fail", latency=0.1)  # to the old region
+    b.writes([f"w{n}" for n in range(8)], 1.0, PERIOD, region=WEST)  # its timeout lands among these
+    assert measure_rto(b.ops()).rto == pytest.approx(1.0 + LATENCY)
+
+
+def test_a_write_sent_after_recovery_that_fails_does_break_the_streak() -> None:
+    b = HistoryBuilder(latency=LATENCY)
+    b.fault("down", 0.0, disaster=True)
+    b.writes([f"w{n}" for n in range(3)], 1.0, PERIOD, region=WEST)
+    b.write("late-fail", 1.0 + 3 * PERIOD, region=WEST, result="fail")
+    b.writes([f"v{n}" for n in range(6)], 2.0, PERIOD, region=WEST)
+    assert measure_rto(b.ops()).rto == pytest.approx(2.0 + LATENCY)
