@@ -28,6 +28,7 @@ class TimingProfile:
     connect_timeout_s: int
     tcp_user_timeout_ms: int
     promotion_budget_s: float
+    health_timeout_s: float = 0.25  # a health check's own timeout, under its interval
 
     def detection_budget_s(self) -> float:
         return self.health_interval_s * self.failure_threshold
@@ -55,6 +56,7 @@ PRODUCTION_PROFILE = TimingProfile(
     connect_timeout_s=10,
     tcp_user_timeout_ms=30000,
     promotion_budget_s=120.0,
+    health_timeout_s=4.0,  # Route 53's health checkers time out after 4 s
 )
 
 DEFAULT_PORT_BASE = 25400

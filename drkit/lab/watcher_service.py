@@ -78,7 +78,7 @@ def build(state: Path, sampling: threading.Event) -> tuple[Watcher, DRVerifier]:
     url = target.api_url(primary) + "/health"
     watcher = Watcher(
         primary,
-        lambda: health_check(url, profile.health_interval_s),
+        lambda: health_check(url, profile.health_timeout_s),
         fail_over,
         interval_s=profile.health_interval_s,
         threshold=profile.failure_threshold,
