@@ -530,11 +530,26 @@ class _StatusFileProcess(_Process):
         service.healthy = self.healthy
 
     def healthy(self, after: float | None = None, max_age_s: float = 3.0) -> bool:
-        status = read_status(self.status_file)
-        if not status or status.get("pid") != self.service.pid() or not status.get("ok"):
-            return False
+        return self.unhealthy_reason(after, max_age_s) is None
+
+    def unhealthy_reason(self, after: float | None = None, max_age_s: float = 3.0) -> str | None:
+        """Why the process does not count as healthy (None: it does)."""
+        status, pid = read_status(self.status_file), self.service.pid()
+        if not status:
+            return f"no status file {self.status_file} yet"
+        if status.get("pid") != pid:
+            return f"the status file was written by pid {status.get('pid')}, not by {pid}"
+        if not status.get("ok"):
+            return f"its last pass failed: {status.get('error') or status.get('errors')}"
         stamp = float(status.get(self.fresh_key) or 0.0)
-        return stamp > (after if after is not None else time.time() - max_age_s)
+        since = after if after is not None else time.time() - max_age_s
+        return None if stamp > since else f"no pass since {time.ctime(since)}"
+
+    def boot(self) -> None:
+        try:
+            super().boot()
+        except LabError as exc:
+            raise LabError(f"{exc}: {self.unhealthy_reason()}") from None
 
     def reset(self) -> None:
         """Restart if needed, then wait for a pass that began after this call."""
