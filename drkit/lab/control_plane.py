@@ -651,6 +651,35 @@ def check_udp_free(address: str, port: int, component: str) -> None:
 
 def control_plane_components(lab: Lab) -> list[Component]:
     """moto, the security-group reconciler, the lab DNS and the evaluator, in start order."""
+    return list(_components(lab))
+
+
+def restore_security_groups(lab: Lab) -> list[str]:
+    """Put the seeded ingress rules back and wait until the reconciler enforces them.
+
+    `Lab.reset` should call this before it restores replication: a drill that revoked the
+    us-east-1 db rule for us-west-2 otherwise keeps the replication link blackholed (the
+    reconciler re-applies it after Toxiproxy's reset) while the database reset waits for the
+    standby to stream. Does nothing when moto is not running.
+    """
+    moto, reconciler, _, _ = _components(lab)
+    if moto.service.pid() is None:
+        return []
+    began = time.time()
+    changes = seed(moto.plane.clients, lab.settings, moto.plane.service_ports())
+    if reconciler.service.pid() is not None:
+        wait_until(
+            lambda: reconciler.healthy(after=began),
+            5.0,
+            f"the reconciler to enforce the seeded rules (log: {reconciler.service.log_file})",
+            interval_s=0.02,
+        )
+    return changes
+
+
+def _components(
+    lab: Lab,
+) -> tuple[MotoProcess, ReconcilerProcess, DnsProcess, EvaluatorProcess]:
     plane = LabControlPlane.of(lab)
     prestart = _Prestart()
     run = lab.state / "run"
@@ -681,8 +710,8 @@ def control_plane_components(lab: Lab) -> list[Component]:
         run / evaluators.STATUS_FILE,
         fresh_key="evaluated_at",
     )
-    others: list[_Process] = [reconciler, dns, evaluator]
-    return [MotoProcess(plane, prestart, others), *others]
+    moto = MotoProcess(plane, prestart, [reconciler, dns, evaluator])
+    return moto, reconciler, dns, evaluator
 
 
 def _dns_answers(port: int) -> bool:

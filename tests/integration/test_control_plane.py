@@ -20,7 +20,13 @@ import pytest
 
 from drkit.clients.resolver import NameNotFound, exchange
 from drkit.errors import ConfigError
-from drkit.lab.control_plane import PUBLIC_NAME, LabControlPlane, seed, seeded_rules
+from drkit.lab.control_plane import (
+    PUBLIC_NAME,
+    LabControlPlane,
+    restore_security_groups,
+    seed,
+    seeded_rules,
+)
 from drkit.lab.database import lsn_to_int
 from drkit.lab.evaluators import ALARM, INSUFFICIENT_DATA, OK
 from drkit.lab.lab import Lab
@@ -374,6 +380,16 @@ def test_reset_restores_rules_record_and_removes_drill_alarms_and_checks(lab: La
     enforcement = (plane.reconciler_status() or {})["proxies"]
     assert {p["state"] for p in enforcement.values()} == {"allowed"}
     assert plane.enforcement("us-west-2", "index", "public") == "allowed"
+
+
+def test_restoring_security_groups_reopens_the_replication_link(fresh_lab: Lab) -> None:
+    plane = plane_of(fresh_lab)
+    rule = plane.service_rule("db", "us-west-2")
+    plane.revoke_ingress("us-east-1", [rule])
+    plane.wait_enforced("us-east-1", "db", "us-west-2", BLACKHOLED)
+    assert restore_security_groups(fresh_lab) == [f"authorized {rule.describe()}"]
+    assert plane.enforcement("us-east-1", "db", "us-west-2") == "allowed"
+    fresh_lab.database.wait_streaming(fresh_lab.database.west, budget_s=20)
 
 
 def test_a_restarted_moto_is_seeded_again_by_up(lab: Lab) -> None:
