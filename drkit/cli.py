@@ -69,7 +69,7 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
 def _healthy(component: dict[str, Any]) -> bool:
     if "regions" in component:
         return all(n["health"] == "healthy" for n in component["regions"].values())
-    return bool(component.get("health") == "healthy")
+    return component.get("health") in ("healthy", "off")  # the watcher is off by default
 
 
 def cmd_lab_reset(args: argparse.Namespace) -> int:

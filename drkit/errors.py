@@ -10,10 +10,20 @@ and what to do next; the CLI and the pytest plugin print it without a traceback:
     │   ├── MissingBinary                        PostgreSQL or Toxiproxy binaries are absent
     │   └── LabLocked                            another run holds the lab
     ├── TargetUnreachable                        a service of the target does not answer
+    │   └── DnsLookupFailed (clients.resolver)   a lookup got no answer
+    │       └── NameNotFound                     NXDOMAIN
+    ├── ToxiproxyRequestError (clients.toxiproxy) Toxiproxy refused or did not apply a request
+    ├── AwsRequestError (clients.aws)            an AWS (or moto) call failed
     ├── FaultInjectionFailed                     a fault could not be applied or read back
     ├── HealFailed                               a fault could not be removed or read back
+    ├── RecoveryFailed (faults.ledger)           a recovery action failed or did not read back
     ├── OpenFaultsRemain                         a new run refused while a killed run left faults
+    ├── RunStillRunning (faults.rollback)        rollback refused: the owning run is alive
+    ├── PhaseFailed (failover.orchestrator)      a failover phase could not be completed
     └── UnsafeDrillRefused                       a safety interlock refused the drill
+
+Signals are not errors: `DrillInterrupted` (faults.ledger) subclasses KeyboardInterrupt so
+that `except Exception` never swallows a Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations

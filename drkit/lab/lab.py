@@ -22,7 +22,7 @@ from typing import Any
 from drkit.config import LabSettings
 from drkit.errors import LabError
 from drkit.lab.component import Component
-from drkit.lab.control_plane import control_plane_components
+from drkit.lab.control_plane import control_plane_components, restore_security_groups
 from drkit.lab.database import DatabaseTier
 from drkit.lab.fence import FENCE_FILE, clear_fences
 from drkit.lab.postgres import (
@@ -194,6 +194,8 @@ class Lab:
         with self.toxiproxy.client() as client:
             client.reset()
         self.toxiproxy.ensure_proxies(self.proxies())
+        progress("security groups: restoring the seeded rules")
+        restore_security_groups(self)  # before the database: a revoked link stalls replication
         progress("postgres: restoring us-east-1 -> us-west-2 replication")
         self.database.reset()
         for component in self.services():

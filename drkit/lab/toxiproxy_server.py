@@ -66,7 +66,10 @@ class ToxiproxyServer:
         binary = find_toxiproxy_server()
         check_port_free(API_HOST, self.port, "Toxiproxy API")
         pid = spawn(
-            [str(binary), "-host", API_HOST, "-port", str(self.port)], self.log_file, self.pid_file
+            [str(binary), "-host", API_HOST, "-port", str(self.port)],
+            self.log_file,
+            self.pid_file,
+            env={**os.environ, "LOG_LEVEL": "info"},  # debug logs every API call
         )
         try:
             wait_until(self.healthy, 10, f"Toxiproxy API on {self.url} (log: {self.log_file})")

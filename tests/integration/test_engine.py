@@ -20,6 +20,7 @@ from drkit import (
 )
 from drkit.lab.control_plane import LabControlPlane
 from drkit.lab.lab import Lab
+from drkit.lab.process import wait_until
 from drkit.lab.sut import database_hashes, index_url
 from drkit.lab.topology import PUBLIC, ingress_address
 from drkit.targets.lab import LabTarget
@@ -66,16 +67,18 @@ def test_consistency_counts_a_stale_vector_and_an_extra_row(
     fresh_lab: Lab, monitor: ReplicationMonitor
 ) -> None:
     [stale] = stale_vectors(fresh_lab, "us-west-2", 1)
+    extra = "engine-extra-row"
+    assert write_via(fresh_lab, "us-east-1", extra).status_code == 201
+    wait_until(lambda: extra in database_hashes(fresh_lab, "us-west-2"), 10, "the row on DR")
     fresh_lab.database.west.query("SELECT pg_wal_replay_pause()")
-    victim = sorted(database_hashes(fresh_lab, "us-east-1"))[-1]
     with fresh_lab.database.east.connect(fresh_lab.settings.database) as conn:
-        conn.execute("DELETE FROM documents WHERE id = %s", (victim,))
+        conn.execute("DELETE FROM documents WHERE id = %s", (extra,))
     status = monitor.check_replication_lag()
     detail = status.detail["consistency"]
     assert detail["rows"]["extra"] == 1 and detail["rows"]["missing"] == 0
     assert detail["vectors"]["stale"] == 1
     assert status.data_consistency_ratio < 1.0
-    assert stale != victim
+    assert stale != extra
 
 
 def test_planned_preflight_is_ready_on_a_healthy_lab(monitor: ReplicationMonitor) -> None:

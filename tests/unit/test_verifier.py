@@ -18,6 +18,7 @@ from drkit.targets.base import Health
 pytestmark = pytest.mark.unit
 
 CONFIG = {"host": "127.0.2.20", "port": 1, "database": "d", "user": "u", "password": "p"}
+TAKEN_NOW = datetime(2000, 1, 1, tzinfo=UTC)  # a sample so stamped is taken when returned
 GOOD = ReplicationStatus(
     lag_seconds=0.2,
     lag_bytes=10,
@@ -25,7 +26,7 @@ GOOD = ReplicationStatus(
     state="streaming",
     data_consistency_ratio=1.0,
     meets_rpo=True,
-    measured_at=datetime.now(UTC),
+    measured_at=TAKEN_NOW,
     dr_in_recovery=True,
 )
 LOST = replace(
@@ -42,7 +43,10 @@ class ScriptedMonitor(ReplicationMonitor):
 
     def check_replication_lag(self, *, primary_lost: bool = False) -> ReplicationStatus:
         self.lost_declared = primary_lost
-        self.last_status = self.samples.pop(0)
+        sample = self.samples.pop(0)
+        if sample.measured_at == TAKEN_NOW:
+            sample = replace(sample, measured_at=datetime.now(UTC))
+        self.last_status = sample
         return self.last_status
 
 
