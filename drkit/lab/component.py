@@ -8,6 +8,7 @@ reverse. A component's `start()` is idempotent (a running, healthy component is 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -59,19 +60,31 @@ class PythonService:
     def pid(self) -> int | None:
         return read_pidfile(self.pid_file, self.module)
 
-    def start(self) -> None:
-        if self.pid() is not None and self.healthy():
-            return
-        if self.pid() is not None:  # running but sick: replace it
-            self.stop()
+    # Components whose process may be launched early, beside others, by `Lab.up`.
+    prelaunch = False
+
+    def launch(self) -> int:
+        """Spawn the process without waiting for it; a running one is left alone."""
+        pid = self.pid()
+        if pid is not None:
+            return pid
         for address, port in self.binds:
             check_port_free(address, port, self.name)
-        pid = spawn(
+        return spawn(
             [sys.executable, "-m", self.module, *self.args],
             self.log_file,
             self.pid_file,
             env=self.env,
         )
+
+    def start(self) -> None:
+        """Launch (unless launched already) and wait until healthy; a sick process is replaced."""
+        pid = self.pid()
+        if pid is not None and self._safe_healthy():
+            return
+        if pid is not None and not self._launched_recently():
+            self.stop()
+        pid = self.launch()
         try:
             wait_until(
                 self.healthy,
@@ -83,6 +96,14 @@ class PythonService:
             terminate(pid)
             self.pid_file.unlink(missing_ok=True)
             raise
+
+    def _launched_recently(self) -> bool:
+        """A process launched within its start budget is starting, not sick."""
+        try:
+            age = time.time() - self.pid_file.stat().st_mtime
+        except FileNotFoundError:
+            return False
+        return age < self.start_budget_s
 
     def stop(self) -> None:
         pid = self.pid()

@@ -21,7 +21,7 @@ from typing import Any
 
 from drkit.config import LabSettings
 from drkit.errors import LabError
-from drkit.lab.component import Component
+from drkit.lab.component import Component, PythonService
 from drkit.lab.control_plane import control_plane_components, restore_security_groups
 from drkit.lab.database import DatabaseTier
 from drkit.lab.fence import FENCE_FILE, clear_fences
@@ -163,7 +163,11 @@ class Lab:
             progress("postgres: starting us-east-1 and us-west-2")
             self.database.start()
             self._write_meta()
-            for component in self.services():
+            services = self.services()
+            for component in services:  # independent processes boot side by side
+                if isinstance(component, PythonService) and component.prelaunch:
+                    component.launch()
+            for component in services:
                 progress(f"{component.name}: starting")
                 component.start()
         except BaseException:

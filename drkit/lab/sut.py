@@ -414,6 +414,8 @@ def _answers(url: str, statuses: tuple[int, ...] = (200,)) -> bool:
 class IndexServer(PythonService):
     """A region's Pinecone-compatible index server (drkit.lab.index_server), on its backend."""
 
+    prelaunch = True
+
     def __init__(self, lab: Lab, region: str) -> None:
         ports = lab.settings.ports
         address = backend_address(region)
@@ -449,6 +451,8 @@ class IndexServer(PythonService):
 
 class RagService(PythonService):
     """A region's RAG API (drkit.lab.rag_service): its database and index through Toxiproxy."""
+
+    prelaunch = True
 
     def __init__(self, lab: Lab, region: str) -> None:
         ports = lab.settings.ports
@@ -489,6 +493,8 @@ class RagService(PythonService):
 
 class IndexReplicator(PythonService):
     """A region's index replicator (drkit.lab.index_replicator); it reports in a status file."""
+
+    prelaunch = True  # it retries until the schema exists, so it may boot early
 
     HEARTBEAT_BUDGET_S = 5.0
 
