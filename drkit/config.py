@@ -29,6 +29,7 @@ class TimingProfile:
     tcp_user_timeout_ms: int
     promotion_budget_s: float
     health_timeout_s: float = 0.25  # a health check's own timeout, under its interval
+    lag_alarm_threshold_s: float = 5.0  # the monitor's CloudWatch alarm on replication lag
 
     def detection_budget_s(self) -> float:
         return self.health_interval_s * self.failure_threshold
@@ -57,6 +58,7 @@ PRODUCTION_PROFILE = TimingProfile(
     tcp_user_timeout_ms=30000,
     promotion_budget_s=120.0,
     health_timeout_s=4.0,  # Route 53's health checkers time out after 4 s
+    lag_alarm_threshold_s=300.0,
 )
 
 DEFAULT_PORT_BASE = 25400

@@ -116,13 +116,21 @@ class ReplicationMonitor:
         self.rpo_objective_seconds = rpo_objective_seconds
         self.consistency = consistency or self._target_consistency
         self.last_status: ReplicationStatus | None = None
+        self.last_publish_error: str | None = None
+        self._target: Any = None
         self._last_proven_lag: tuple[float, float] | None = None  # (lag, monotonic time)
+
+    def _active_target(self) -> Any:
+        """The running target, found once and kept (it caches what it has set up)."""
+        if self._target is None:
+            from drkit.targets.active import active_target
+
+            self._target = active_target()
+        return self._target
 
     def _target_consistency(self) -> Consistency:
         """Rows and vectors of the active target's two regions (the running lab)."""
-        from drkit.targets.active import active_target
-
-        target = active_target()
+        target = self._active_target()
         source = target.region_of_db(self.primary_config)
         replica = target.region_of_db(self.dr_config)
         return target.consistency(source, replica)
@@ -139,7 +147,23 @@ class ReplicationMonitor:
         dr = self._sample_dr()
         status = self._status(primary, dr, measured_at)
         self.last_status = status
+        self._publish(status)
         return status
+
+    def _publish(self, status: ReplicationStatus) -> None:
+        """Metrics to the active target's CloudWatch; a failure is kept, never raised."""
+        try:
+            target = self._active_target()
+            publish = getattr(target, "publish_replication", None)
+            if publish is not None:
+                publish(
+                    status,
+                    target.region_of_db(self.primary_config),
+                    target.region_of_db(self.dr_config),
+                )
+            self.last_publish_error = None
+        except Exception as exc:  # metrics must never break a measurement
+            self.last_publish_error = f"{type(exc).__name__}: {exc}"
 
     # -- sampling ------------------------------------------------------------------------
     def _timeout(self) -> int:

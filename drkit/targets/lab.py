@@ -7,6 +7,7 @@ public name (moto, served by the lab DNS). Each reads its effect back.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ import psycopg
 from drkit.clients.postgres import PgEndpoint
 from drkit.config import TimingProfile
 from drkit.errors import ConfigError, DrillError, LabError
-from drkit.failover.monitor import Consistency
+from drkit.failover.monitor import Consistency, ReplicationStatus
 from drkit.faults.ledger import RecoveryFailed
 from drkit.lab.control_plane import LabControlPlane
 from drkit.lab.fence import FENCE_FILE, fence_region, read_fences, unfence_region
@@ -28,6 +29,9 @@ from drkit.lab.topology import PUBLIC, REGIONS, check_region, ingress_address
 from drkit.targets.base import Health
 
 HTTP_TIMEOUT_S = 1.0
+METRIC_NAMESPACE = "drkit/Replication"
+LAG_ALARM = "drkit-replication-lag"
+ALARM_PERIOD_S = 10  # CloudWatch's shortest (high-resolution) alarm period
 
 
 def region_of_address(address: str) -> str | None:
@@ -79,6 +83,7 @@ class LabTarget:
         self.control = LabControlPlane.of(self.lab)
         self.profile: TimingProfile = self.lab.settings.profile
         self.public_name = self.control.public_record().name
+        self._alarmed: set[str] = set()
 
     # -- reads ---------------------------------------------------------------------------
     def regions(self) -> tuple[str, ...]:
@@ -142,6 +147,49 @@ class LabTarget:
         return Consistency(
             worst.ratio, worst.total, worst.missing, worst.extra, worst.stale, detail
         )
+
+    def publish_replication(self, status: ReplicationStatus, source: str, replica: str) -> None:
+        """Put the monitor's figures to CloudWatch (in the DR region, which survives the loss
+        of the primary's) and keep the lag alarm that the lab evaluates."""
+        cloudwatch = self.control.clients.cloudwatch(replica)
+        dims: Any = [{"Name": "ReplicationPair", "Value": f"{source}->{replica}"}]
+        figures: dict[str, tuple[float, Any]] = {
+            "ReplicationLagSeconds": (status.lag_seconds, "Seconds"),
+            "ReplicationLagBytes": (float(status.lag_bytes), "Bytes"),
+            "ReplicationConnected": (1.0 if status.is_connected else 0.0, "Count"),
+        }
+        if not math.isnan(status.data_consistency_ratio):
+            figures["DataConsistencyRatio"] = (status.data_consistency_ratio, "None")
+        cloudwatch.put_metric_data(
+            Namespace=METRIC_NAMESPACE,
+            MetricData=[
+                {
+                    "MetricName": name,
+                    "Value": value,
+                    "Unit": unit,
+                    "Dimensions": dims,
+                    "Timestamp": status.measured_at,
+                }
+                for name, (value, unit) in figures.items()
+            ],
+        )
+        if replica not in self._alarmed:
+            cloudwatch.put_metric_alarm(
+                AlarmName=LAG_ALARM,
+                Namespace=METRIC_NAMESPACE,
+                MetricName="ReplicationLagSeconds",
+                Dimensions=dims,
+                Statistic="Maximum",
+                Period=ALARM_PERIOD_S,
+                EvaluationPeriods=1,
+                Threshold=self.profile.lag_alarm_threshold_s,
+                ComparisonOperator="GreaterThanThreshold",
+                AlarmDescription="replication lag over the timing profile's alarm threshold",
+            )
+            self._alarmed.add(replica)
+
+    def lag_alarm_state(self, replica: str) -> str:
+        return self.control.alarm_state(LAG_ALARM, replica)
 
     def dns_ttl(self) -> int:
         return int(self.control.public_record().ttl)

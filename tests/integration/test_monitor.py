@@ -175,3 +175,54 @@ def test_configs_are_used_exactly_as_given(fresh_lab: Lab) -> None:
             dbname=wrong["database"],
             connect_timeout=2,
         )
+
+
+def test_the_monitor_publishes_its_figures_and_keeps_a_lag_alarm(fresh_lab: Lab) -> None:
+    from drkit.lab.control_plane import LabControlPlane
+    from drkit.targets.lab import LAG_ALARM, METRIC_NAMESPACE
+
+    monitor = ReplicationMonitor(fresh_lab.db_config("us-east-1"), fresh_lab.db_config("us-west-2"))
+    monitor.check_replication_lag()
+    assert monitor.last_publish_error is None
+    cloudwatch = LabControlPlane.of(fresh_lab).clients.cloudwatch("us-west-2")
+    names = {
+        m["MetricName"] for m in cloudwatch.list_metrics(Namespace=METRIC_NAMESPACE)["Metrics"]
+    }
+    assert names >= {
+        "ReplicationLagSeconds",
+        "ReplicationLagBytes",
+        "ReplicationConnected",
+        "DataConsistencyRatio",
+    }
+    [alarm] = cloudwatch.describe_alarms(AlarmNames=[LAG_ALARM])["MetricAlarms"]
+    assert alarm["Threshold"] == fresh_lab.settings.profile.lag_alarm_threshold_s
+
+
+@pytest.mark.slow
+def test_the_lag_alarm_fires_while_replay_is_paused_and_clears_after(fresh_lab: Lab) -> None:
+    from drkit.targets.lab import LabTarget
+
+    monitor = ReplicationMonitor(fresh_lab.db_config("us-east-1"), fresh_lab.db_config("us-west-2"))
+    target = LabTarget(fresh_lab)
+    fresh_lab.database.west.query("SELECT pg_wal_replay_pause()")
+    try:
+        wait_until(
+            lambda: (
+                monitor.check_replication_lag() is not None
+                and target.lag_alarm_state("us-west-2") == "ALARM"
+            ),
+            45,
+            "the lag alarm to fire",
+            interval_s=1.0,
+        )
+    finally:
+        fresh_lab.database.west.query("SELECT pg_wal_replay_resume()")
+    wait_until(
+        lambda: (
+            monitor.check_replication_lag() is not None
+            and target.lag_alarm_state("us-west-2") == "OK"
+        ),
+        45,
+        "the lag alarm to clear",
+        interval_s=1.0,
+    )
