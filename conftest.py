@@ -1,3 +1,8 @@
 """Registers drkit's step and fixture modules with pytest (steps/, fixtures/)."""
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = [
+    "fixtures.plugin",
+    "fixtures.drill",
+    "steps.lab",
+    "steps.measure",
+]

@@ -337,7 +337,7 @@ class SwitchPublicName:
     from the lab DNS with a cache-free lookup."""
 
     kind = "lab.dns_switch"
-    phase = "dns switch"
+    phase = "dns_switch"  # the measurement core's phase name
 
     def __init__(self, control: LabControlPlane, region: str) -> None:
         self.control, self.region = control, region

@@ -1,0 +1,238 @@
+"""One drill scenario's engine side: its history, ledger, workload, and verdicts.
+
+Steps stay thin: they parse the Gherkin text and call a `Drill`. The plugin maps what happens
+here to drill outcomes: a Given step that fails makes the drill `inconclusive`, a fault that
+does not take makes it `not_exercised`, a breached objective `fail`, missing data `unknown`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drkit.config import RPO_OBJECTIVE_SECONDS, RTO_OBJECTIVE_SECONDS
+from drkit.faults.base import Fault
+from drkit.faults.journal import FaultRecord
+from drkit.faults.ledger import Ledger
+from drkit.lab.lab import Lab
+from drkit.measure.budget import Budget, check_budget
+from drkit.measure.clients import Probe, Writer, content_hash
+from drkit.measure.history import History, Op
+from drkit.measure.outcome import Outcome, failure_message
+from drkit.measure.rpo import check_rpo
+from drkit.measure.rto import check_rto
+from drkit.measure.transport import HttpTransport
+from drkit.measure.verdict import Verdict
+from drkit.targets.lab import LabTarget
+
+WATCHER_PHASES = {
+    "pre-flight": "decision",
+    "fencing": "fencing",
+    "promotion": "promotion",
+    "dns switch": "dns_switch",
+}
+
+
+class DrillOutcomeError(AssertionError):
+    """A drill that did not pass; the message starts with the outcome's name."""
+
+    def __init__(self, outcome: Outcome, reason: str) -> None:
+        self.outcome = outcome
+        super().__init__(failure_message(outcome, reason))
+
+
+@dataclass
+class Objectives:
+    rto_s: float = RTO_OBJECTIVE_SECONDS
+    rpo_s: float = RPO_OBJECTIVE_SECONDS
+    budget_slack_s: float = 2.0
+
+
+@dataclass
+class Drill:
+    """A scenario against the lab: open with `with`, then drive it from the steps."""
+
+    name: str
+    run_dir: Path
+    lab: Lab
+    objectives: Objectives = field(default_factory=Objectives)
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.target = LabTarget(self.lab)
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", self.name).strip("-").lower()[:80]
+        self.history_path = self.run_dir / "histories" / f"{slug}.jsonl"
+        self.history = History(self.history_path, name=self.name)
+        self.ledger = Ledger(self.run_dir, state_dir=self.lab.state, history=self.history)
+        self._clients: list[Writer | Probe] = []
+        self.writer: Writer | None = None
+        self.disaster: FaultRecord | None = None
+
+    # -- life cycle ----------------------------------------------------------------------
+    def __enter__(self) -> Drill:
+        self.ledger.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self.stop_workload()
+        finally:
+            try:
+                self.ledger.__exit__(*exc)
+            finally:
+                self.history.close()
+
+    # -- workload ------------------------------------------------------------------------
+    def start_workload(self) -> None:
+        """A writer (20 acknowledged writes/s) and a probe, through the public name."""
+        port = self.lab.settings.ports.api
+        name = self.target.public_name
+        self.writer = Writer(
+            HttpTransport(port=port, timeout=0.5),
+            self.target.control.resolver(),
+            name,
+            self.history,
+            period=0.05,
+        )
+        probe = Probe(
+            HttpTransport(port=port, timeout=0.5),
+            self.target.control.resolver(),
+            name,
+            self.history,
+            period=0.05,
+            expect=self.writer.recent_acked,
+        )
+        for client in (self.writer, probe):
+            client.start()
+            self._clients.append(client)
+
+    def stop_workload(self) -> None:
+        while self._clients:
+            self._clients.pop().stop()
+
+    # -- faults --------------------------------------------------------------------------
+    def inject(self, fault: Fault, *, disaster: bool = False) -> FaultRecord:
+        record = self.ledger.inject(fault, disaster=disaster)
+        if disaster:
+            self.disaster = record
+        return record
+
+    def heal_all(self) -> None:
+        self.ledger.heal_all()
+
+    # -- waiting -------------------------------------------------------------------------
+    def wait_for(self, predicate: Callable[[], bool], budget_s: float, what: str) -> float:
+        """Wait for an event (never a fixed sleep), printing progress against the budget."""
+        start = last_print = time.monotonic()
+        while True:
+            if predicate():
+                return time.monotonic() - start
+            elapsed = time.monotonic() - start
+            if elapsed > budget_s:
+                raise TimeoutError(f"waited {elapsed:.1f}s (budget {budget_s:g}s) for {what}")
+            if time.monotonic() - last_print >= 2.0:
+                print(f"  waiting for {what}: {elapsed:.0f}s of {budget_s:g}s", file=sys.stderr)
+                last_print = time.monotonic()
+            time.sleep(0.05)
+
+    def run_for(self, seconds: float) -> None:
+        """Let the workload run; the measured window is part of the drill's history."""
+        time.sleep(seconds)
+
+    def watcher_state(self) -> dict[str, Any]:
+        return self.lab.watcher.watch_state()
+
+    def await_watcher_failover(self, budget_s: float) -> dict[str, Any]:
+        self.wait_for(
+            lambda: self.watcher_state().get("state") in ("failed_over", "failover_failed"),
+            budget_s,
+            "the watcher's failover",
+        )
+        state = self.watcher_state()
+        self._mark_watcher_phases(state)
+        return state
+
+    def _mark_watcher_phases(self, state: dict[str, Any]) -> None:
+        """Copy the watcher's timed phases into this history as recovery marks."""
+        wall0, mono0 = time.time(), time.monotonic()
+
+        def mark(phase: str, wall: float, **detail: Any) -> None:
+            self.history.append(
+                Op(
+                    index=0,
+                    process="recovery",
+                    type="ok",
+                    kind="recovery",
+                    value={"phase": phase, "source": "watcher status", **detail},
+                    wall=wall,
+                    mono=mono0 - (wall0 - wall),
+                    region=None,
+                    error=None,
+                )
+            )
+
+        if state.get("failover_started_at"):
+            mark("detection", float(state["failover_started_at"]))
+        for phase in state.get("failover", {}).get("phases", []):
+            if phase["name"] in WATCHER_PHASES:
+                started = _epoch(phase["started_at"])
+                mark(WATCHER_PHASES[phase["name"]], started + float(phase["duration_s"]))
+
+    # -- verdicts ------------------------------------------------------------------------
+    def record(self, verdict: Verdict) -> Verdict:
+        """Keep the verdict; a verdict that is not a pass ends the drill with its outcome."""
+        self.verdicts.append(verdict)
+        if verdict.valid is False:
+            raise DrillOutcomeError(Outcome.FAIL, verdict.summary())
+        if verdict.valid != True:  # noqa: E712 - "unknown" is truthy
+            raise DrillOutcomeError(Outcome.UNKNOWN, verdict.summary())
+        return verdict
+
+    def check_rto(self) -> Verdict:
+        return self.record(check_rto(self.history.ops, objective=self.objectives.rto_s))
+
+    def budget(self) -> Budget:
+        p = self.lab.settings.profile
+        return Budget(
+            p.health_interval_s,
+            p.failure_threshold,
+            p.promotion_budget_s,
+            p.dns_ttl_s,
+            self.objectives.budget_slack_s,
+        )
+
+    def check_budget(self) -> Verdict:
+        return self.record(check_budget(self.history.ops, self.budget()))
+
+    def final_read(self, region: str) -> dict[str, str]:
+        """id -> content hash (the writer's way) of every document in `region`'s database."""
+        rows = self.lab.database.clusters[region].query(
+            "SELECT id, body FROM documents", dbname=self.lab.settings.database
+        )
+        return {str(i): content_hash(str(body)) for i, body in rows}
+
+    def check_rpo(self, surviving_region: str) -> Verdict:
+        final = self.final_read(surviving_region)
+        return self.record(check_rpo(self.history.ops, final, objective=self.objectives.rpo_s))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "history": str(self.history_path),
+            "verdicts": [v.to_json() for v in self.verdicts],
+        }
+
+    def summary_json(self) -> str:
+        return json.dumps(self.summary(), indent=2, default=str)
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp()

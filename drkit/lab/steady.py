@@ -1,0 +1,45 @@
+"""The lab's steady state, read back: what a drill must find before and leave after."""
+
+from __future__ import annotations
+
+from drkit.lab.fence import FENCE_FILE, read_fences
+from drkit.lab.lab import Lab
+
+RECONCILER_TOXICS = ("sg-blackhole-up", "sg-blackhole-down")
+
+
+def topology_drift(lab: Lab) -> list[str]:
+    """Differences from the initial topology (recovery actions a failover leaves are here)."""
+    problems = []
+    status = lab.database.status()
+    roles = {r: n["role"] for r, n in status["regions"].items()}
+    if roles != {"us-east-1": "primary", "us-west-2": "standby"}:
+        problems.append(f"database roles are {roles}")
+    if status["replication"].get("state") != "streaming":
+        problems.append(f"replication is {status['replication'].get('state')}")
+    fences = read_fences(lab.state / FENCE_FILE)
+    if fences:
+        problems.append(f"fenced regions: {sorted(fences)}")
+    if lab.watcher.pid() is not None:
+        problems.append("the watcher is on")
+    return problems
+
+
+def fault_traces(lab: Lab) -> list[str]:
+    """Traces a fault would leave: a toxic, a disabled proxy, a blackholed path."""
+    problems = []
+    with lab.toxiproxy.client() as client:
+        for proxy in client.proxies().values():
+            if not proxy.enabled:
+                problems.append(f"proxy {proxy.name} disabled")
+            for toxic in proxy.toxics:
+                kind = (
+                    "blackholed by a security group" if toxic.name in RECONCILER_TOXICS else "toxic"
+                )
+                problems.append(f"proxy {proxy.name}: {kind} {toxic.name}")
+    for region, cluster in lab.database.clusters.items():
+        if cluster.pid() is None:
+            problems.append(f"{region}'s database is stopped")
+        elif cluster.in_recovery() and cluster.query("SELECT pg_is_wal_replay_paused()")[0][0]:
+            problems.append(f"{region}'s WAL replay is paused")
+    return problems

@@ -1,0 +1,101 @@
+"""Steps that set a drill up and break the lab: objectives, workload, faults."""
+
+from __future__ import annotations
+
+from pytest_bdd import parsers
+
+from drkit.drill import Drill
+from drkit.errors import ConfigError
+from drkit.faults.lab import PrimaryCrash, SecurityGroupBlock, lab_params
+from drkit.lab.topology import check_region
+from steps.registry import given, when
+
+
+@given(
+    parsers.parse("the RTO objective is {minutes:d} minutes"),
+    example="Given the RTO objective is 15 minutes",
+)
+def rto_objective(drill: Drill, minutes: int) -> None:
+    """The regulatory recovery time objective the RTO verdict is judged against."""
+    if minutes <= 0:
+        raise ConfigError(f"RTO objective {minutes} minutes: use a positive number of minutes")
+    drill.objectives.rto_s = minutes * 60.0
+
+
+@given(
+    parsers.parse("the RPO objective is {minutes:d} minutes"),
+    example="Given the RPO objective is 60 minutes",
+)
+def rpo_objective(drill: Drill, minutes: int) -> None:
+    """The recovery point objective the RPO verdict is judged against."""
+    if minutes <= 0:
+        raise ConfigError(f"RPO objective {minutes} minutes: use a positive number of minutes")
+    drill.objectives.rpo_s = minutes * 60.0
+
+
+@given("the watcher is on", example="Given the watcher is on")
+def watcher_on(drill: Drill) -> None:
+    """The failover automation under test watches the primary region."""
+    drill.lab.watcher.start()
+
+
+@given(
+    "a writer and a probe run through the public name",
+    example="Given a writer and a probe run through the public name",
+)
+def workload(drill: Drill) -> None:
+    """20 acknowledged writes and 20 reads a second, resolved through drkit's resolver."""
+    drill.start_workload()
+    drill.wait_for(
+        lambda: len(drill.writer.recent_acked(5)) >= 5 if drill.writer else False,
+        10,
+        "five acknowledged writes before the disaster",
+    )
+
+
+@when(
+    parsers.parse("{region} is cut off by its security group"),
+    example="When us-east-1 is cut off by its security group",
+)
+def security_group_outage(drill: Drill, region: str) -> None:
+    """The disaster: every ingress rule of the region's group revoked (traffic blackholed)."""
+    drill.inject(
+        SecurityGroupBlock(**lab_params(drill.lab), region=check_region(region)), disaster=True
+    )
+
+
+@when(
+    parsers.parse("the primary database in {region} crashes"),
+    example="When the primary database in us-east-1 crashes",
+)
+def primary_crash(drill: Drill, region: str) -> None:
+    """The disaster: the region's PostgreSQL stops at once (no shutdown checkpoint)."""
+    drill.inject(PrimaryCrash(**lab_params(drill.lab), region=check_region(region)), disaster=True)
+
+
+@when(
+    parsers.parse("the watcher fails over within {seconds:d} seconds"),
+    example="When the watcher fails over within 30 seconds",
+)
+def watcher_fails_over(drill: Drill, seconds: int) -> None:
+    """Wait for the watcher's own failover (a timeout is an RTO breach, not a sleep)."""
+    state = drill.await_watcher_failover(float(seconds))
+    if state.get("state") != "failed_over":
+        raise TimeoutError(f"the watcher's failover failed: {state.get('failover')}")
+
+
+@when(
+    parsers.parse("writes continue for {seconds:d} seconds"),
+    example="When writes continue for 3 seconds",
+)
+def writes_continue(drill: Drill, seconds: int) -> None:
+    """Keep the workload running; this window is measured."""
+    if not 0 < seconds <= 600:
+        raise ConfigError(f"writes continue for {seconds} seconds: use 1 to 600 seconds")
+    drill.run_for(float(seconds))
+
+
+@when("the faults heal", example="When the faults heal")
+def faults_heal(drill: Drill) -> None:
+    """Heal every open fault, newest first, each read back."""
+    drill.heal_all()

@@ -1,0 +1,34 @@
+"""Then steps: verdicts computed from the drill's history, each able to fail."""
+
+from __future__ import annotations
+
+from pytest_bdd import parsers
+
+from drkit.drill import Drill
+from drkit.lab.topology import check_region
+from steps.registry import then
+
+
+@then("the RTO is within its objective", example="Then the RTO is within its objective")
+def rto_within_objective(drill: Drill) -> None:
+    """Disaster to the first write on the new writer followed by 5 more, against the objective."""
+    drill.check_rto()
+
+
+@then(
+    "the RTO is within the timing profile's budget",
+    example="Then the RTO is within the timing profile's budget",
+)
+def rto_within_budget(drill: Drill) -> None:
+    """Detection interval x threshold + promotion + TTL + slack, against the measured RTO."""
+    drill.check_budget()
+
+
+@then(
+    parsers.parse("the RPO measured on {region} is within its objective"),
+    example="Then the RPO measured on us-west-2 is within its objective",
+)
+def rpo_within_objective(drill: Drill, region: str) -> None:
+    """Acknowledged writes absent from the surviving database, against the objective."""
+    drill.stop_workload()
+    drill.check_rpo(check_region(region))

@@ -1,0 +1,86 @@
+"""drkit's step decorators: pytest-bdd's, plus the drill-outcome mapping and a registry.
+
+A Given step that fails makes the drill `inconclusive`; a When step whose fault does not take
+makes it `not_exercised`, and one whose awaited event never comes makes it `fail`; anything
+else unexpected is `unknown`. Every registered step is listed in `STEPS` (for the closest-step
+hint and docs/steps.md).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest_bdd
+
+from drkit.drill import DrillOutcomeError
+from drkit.errors import ConfigError, FaultInjectionFailed, TargetUnreachable
+from drkit.measure.outcome import Outcome
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class StepDoc:
+    keyword: str
+    pattern: str
+    doc: str
+    example: str
+
+
+STEPS: list[StepDoc] = []
+
+
+def _outcome_of(keyword: str, exc: Exception) -> Outcome:
+    if keyword == "Given" or isinstance(exc, ConfigError):
+        return Outcome.INCONCLUSIVE
+    if isinstance(exc, FaultInjectionFailed):
+        return Outcome.NOT_EXERCISED
+    if keyword == "When" and isinstance(exc, TimeoutError):
+        return Outcome.FAIL  # the awaited recovery did not come within its budget
+    if isinstance(exc, TargetUnreachable):
+        return Outcome.UNKNOWN
+    return Outcome.UNKNOWN
+
+
+def _guard(keyword: str, pattern: str, fn: F) -> F:
+    @functools.wraps(fn)
+    def step(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except DrillOutcomeError:
+            raise
+        except Exception as exc:
+            outcome = _outcome_of(keyword, exc)
+            reason = f"{keyword} step '{pattern}' failed: {type(exc).__name__}: {exc}"
+            raise DrillOutcomeError(outcome, reason) from exc
+
+    return step  # type: ignore[return-value]
+
+
+def _register(keyword: str, decorator: Callable[..., Any]) -> Callable[..., Callable[[F], F]]:
+    def factory(
+        pattern: str, *, example: str = "", parser: Any = None, **kw: Any
+    ) -> Callable[[F], F]:
+        def decorate(fn: F) -> F:
+            STEPS.append(StepDoc(keyword, pattern, (fn.__doc__ or "").strip(), example or pattern))
+            name = parser if parser is not None else pattern
+            decorator(name, stacklevel=2, **kw)(_guard(keyword, pattern, fn))
+            return fn
+
+        return decorate
+
+    return factory
+
+
+given = _register("Given", pytest_bdd.given)
+when = _register("When", pytest_bdd.when)
+then = _register("Then", pytest_bdd.then)
+
+
+def closest_steps(text: str, n: int = 3) -> list[str]:
+    patterns = [f"{s.keyword} {s.pattern}" for s in STEPS]
+    return difflib.get_close_matches(text, patterns, n=n, cutoff=0.3)
