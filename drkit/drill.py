@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drkit.config import RPO_OBJECTIVE_SECONDS, RTO_OBJECTIVE_SECONDS
+from drkit.config import LAB_PROFILE, RPO_OBJECTIVE_SECONDS, RTO_OBJECTIVE_SECONDS, TimingProfile
 from drkit.faults.base import Fault
 from drkit.faults.journal import FaultRecord
 from drkit.faults.ledger import Ledger
@@ -54,8 +54,77 @@ class Objectives:
     budget_slack_s: float = 2.0
 
 
+class DrillChecks:
+    """The verdicts a drill records; subclasses say where the history and final read come
+    from (the live lab, or a recorded history in the Then steps' self-tests)."""
+
+    objectives: Objectives
+    verdicts: list[Verdict]
+
+    def ops(self) -> tuple[Op, ...]:
+        raise NotImplementedError
+
+    def profile(self) -> TimingProfile:
+        raise NotImplementedError
+
+    def final_read(self, region: str) -> dict[str, str]:
+        raise NotImplementedError
+
+    def stop_workload(self) -> None:
+        """Stop the writer and probe before a final read; nothing to stop by default."""
+
+    def record(self, verdict: Verdict) -> Verdict:
+        """Keep the verdict; a verdict that is not a pass ends the drill with its outcome."""
+        self.verdicts.append(verdict)
+        if verdict.valid is False:
+            raise DrillOutcomeError(Outcome.FAIL, verdict.summary())
+        if verdict.valid != True:  # noqa: E712 - "unknown" is truthy
+            raise DrillOutcomeError(Outcome.UNKNOWN, verdict.summary())
+        return verdict
+
+    def check_rto(self) -> Verdict:
+        return self.record(check_rto(self.ops(), objective=self.objectives.rto_s))
+
+    def budget(self) -> Budget:
+        p = self.profile()
+        return Budget(
+            p.health_interval_s,
+            p.failure_threshold,
+            p.promotion_budget_s,
+            p.dns_ttl_s,
+            self.objectives.budget_slack_s,
+        )
+
+    def check_budget(self) -> Verdict:
+        return self.record(check_budget(self.ops(), self.budget()))
+
+    def check_rpo(self, surviving_region: str) -> Verdict:
+        final = self.final_read(surviving_region)
+        return self.record(check_rpo(self.ops(), final, objective=self.objectives.rpo_s))
+
+
 @dataclass
-class Drill:
+class RecordedDrill(DrillChecks):
+    """A drill whose history was recorded (or hand-built): Then steps judged without a lab."""
+
+    recorded: tuple[Op, ...]
+    finals: dict[str, dict[str, str]] = field(default_factory=dict)
+    timing: TimingProfile = LAB_PROFILE
+    objectives: Objectives = field(default_factory=Objectives)
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    def ops(self) -> tuple[Op, ...]:
+        return self.recorded
+
+    def profile(self) -> TimingProfile:
+        return self.timing
+
+    def final_read(self, region: str) -> dict[str, str]:
+        return self.finals[region]
+
+
+@dataclass
+class Drill(DrillChecks):
     """A scenario against the lab: open with `with`, then drive it from the steps."""
 
     name: str
@@ -184,31 +253,11 @@ class Drill:
                 started = _epoch(phase["started_at"])
                 mark(WATCHER_PHASES[phase["name"]], started + float(phase["duration_s"]))
 
-    # -- verdicts ------------------------------------------------------------------------
-    def record(self, verdict: Verdict) -> Verdict:
-        """Keep the verdict; a verdict that is not a pass ends the drill with its outcome."""
-        self.verdicts.append(verdict)
-        if verdict.valid is False:
-            raise DrillOutcomeError(Outcome.FAIL, verdict.summary())
-        if verdict.valid != True:  # noqa: E712 - "unknown" is truthy
-            raise DrillOutcomeError(Outcome.UNKNOWN, verdict.summary())
-        return verdict
+    def ops(self) -> tuple[Op, ...]:
+        return self.history.ops
 
-    def check_rto(self) -> Verdict:
-        return self.record(check_rto(self.history.ops, objective=self.objectives.rto_s))
-
-    def budget(self) -> Budget:
-        p = self.lab.settings.profile
-        return Budget(
-            p.health_interval_s,
-            p.failure_threshold,
-            p.promotion_budget_s,
-            p.dns_ttl_s,
-            self.objectives.budget_slack_s,
-        )
-
-    def check_budget(self) -> Verdict:
-        return self.record(check_budget(self.history.ops, self.budget()))
+    def profile(self) -> TimingProfile:
+        return self.lab.settings.profile
 
     def final_read(self, region: str) -> dict[str, str]:
         """id -> content hash (the writer's way) of every document in `region`'s database."""
@@ -216,10 +265,6 @@ class Drill:
             "SELECT id, body FROM documents", dbname=self.lab.settings.database
         )
         return {str(i): content_hash(str(body)) for i, body in rows}
-
-    def check_rpo(self, surviving_region: str) -> Verdict:
-        final = self.final_read(surviving_region)
-        return self.record(check_rpo(self.history.ops, final, objective=self.objectives.rpo_s))
 
     def summary(self) -> dict[str, Any]:
         return {

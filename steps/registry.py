@@ -62,13 +62,12 @@ def _guard(keyword: str, pattern: str, fn: F) -> F:
 
 
 def _register(keyword: str, decorator: Callable[..., Any]) -> Callable[..., Callable[[F], F]]:
-    def factory(
-        pattern: str, *, example: str = "", parser: Any = None, **kw: Any
-    ) -> Callable[[F], F]:
+    def factory(pattern: Any, *, example: str = "", **kw: Any) -> Callable[[F], F]:
+        text = pattern if isinstance(pattern, str) else str(pattern.name)  # a pytest-bdd parser
+
         def decorate(fn: F) -> F:
-            STEPS.append(StepDoc(keyword, pattern, (fn.__doc__ or "").strip(), example or pattern))
-            name = parser if parser is not None else pattern
-            decorator(name, stacklevel=2, **kw)(_guard(keyword, pattern, fn))
+            STEPS.append(StepDoc(keyword, text, (fn.__doc__ or "").strip(), example or text))
+            decorator(pattern, stacklevel=2, **kw)(_guard(keyword, text, fn))
             return fn
 
         return decorate

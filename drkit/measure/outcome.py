@@ -83,7 +83,7 @@ def allure_categories() -> list[dict[str, Any]]:
         {
             "name": outcome.value,
             "description": DESCRIPTIONS[outcome],
-            "messageRegex": rf"^{outcome.value}: [\s\S]*",
+            "messageRegex": rf"^(?:[\w.]+: )?{outcome.value}: [\s\S]*",
             "matchedStatuses": ["failed", "broken"],
         }
         for outcome in MERGE_ORDER

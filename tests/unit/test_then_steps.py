@@ -1,0 +1,91 @@
+"""Every Then step can fail: each is driven through Gherkin with a violating history.
+
+The scenario runs in a nested pytest (pytester) with the real step modules, against a drill
+twin that holds a hand-built history instead of a lab; the failure message must carry the
+outcome, the measured value and the objective.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from steps.registry import STEPS
+
+pytestmark = pytest.mark.unit
+
+CONFTEST = """
+import pytest
+from tests.unit.drill_cases import CASES
+
+pytest_plugins = ["fixtures.plugin", "steps.lab", "steps.measure"]
+
+@pytest.fixture
+def drill():
+    return CASES[{case!r}]()
+"""
+
+# Then step pattern -> (Gherkin lines, violating case, expected message fragments)
+VIOLATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "the RTO is within its objective": (
+        "Given the RTO objective is 1 minutes\n    Then the RTO is within its objective",
+        "slow recovery",
+        ("fail: rto: FAIL: first lasting write on us-west-2 120.010s", "exceeds the 60s objective"),
+    ),
+    "the RTO is within the timing profile's budget": (
+        "Then the RTO is within the timing profile's budget",
+        "recovery over budget",
+        ("fail: budget: FAIL: RTO 10.010s", "budget 6.5s"),
+    ),
+    "the RPO measured on {region} is within its objective": (
+        "Given the RPO objective is 1 minutes\n"
+        "    Then the RPO measured on us-west-2 is within its objective",
+        "writes lost for 90 s",
+        ("fail: rpo: FAIL: RPO 89.990s", "exceeds the 60s objective", "180 of 240 acknowledged"),
+    ),
+}
+
+
+def run_scenario(pytester: pytest.Pytester, steps: str, case: str) -> pytest.RunResult:
+    pytester.makeconftest(CONFTEST.format(case=case))
+    pytester.makefile(
+        ".feature",
+        selftest=textwrap.dedent(f"""\
+        Feature: Then-step self-test
+          Scenario: a recorded drill
+            {steps}
+        """),
+    )
+    pytester.makepyfile(
+        test_selftest='from pytest_bdd import scenarios\nscenarios("selftest.feature")\n'
+    )
+    pytester.makeini("[pytest]\naddopts = -p no:allure_pytest -p no:cacheprovider\n")
+    return pytester.runpytest("-q", "--alluredir", str(pytester.path / "allure"))
+
+
+@pytest.mark.parametrize("pattern", sorted(VIOLATIONS))
+def test_a_then_step_fails_on_a_violating_history(pytester: pytest.Pytester, pattern: str) -> None:
+    steps, case, fragments = VIOLATIONS[pattern]
+    result = run_scenario(pytester, steps, case)
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    for fragment in fragments:
+        assert fragment in output, f"{fragment!r} not in the failure of '{pattern}'"
+
+
+@pytest.mark.parametrize("pattern", sorted(VIOLATIONS))
+def test_the_same_then_step_passes_on_a_healthy_history(
+    pytester: pytest.Pytester, pattern: str
+) -> None:
+    steps, _, _ = VIOLATIONS[pattern]
+    result = run_scenario(pytester, steps.replace("1 minutes", "15 minutes"), "healthy failover")
+    result.assert_outcomes(passed=1)
+
+
+def test_every_registered_then_step_has_a_violating_case() -> None:
+    import steps.measure  # noqa: F401 - registers the Then steps
+
+    registered = {s.pattern for s in STEPS if s.keyword == "Then"}
+    missing = sorted(registered - set(VIOLATIONS))
+    assert not missing, f"Then steps without a violating-history self-test: {missing}"
