@@ -41,7 +41,8 @@ test-integration: setup
 
 drill: setup
 	$(VENV)/bin/drkit lab up
-	$(VENV)/bin/pytest drills
+	$(VENV)/bin/pytest drills -p no:cacheprovider
+	@echo "drill evidence (histories, ledger, Allure results): $$(ls -td reports/runs/*/ | head -1)"
 
 lint: python-env
 	$(VENV)/bin/ruff check .

@@ -83,3 +83,29 @@ then = _register("Then", pytest_bdd.then)
 def closest_steps(text: str, n: int = 3) -> list[str]:
     patterns = [f"{s.keyword} {s.pattern}" for s in STEPS]
     return difflib.get_close_matches(text, patterns, n=n, cutoff=0.3)
+
+
+def render_markdown() -> str:
+    """docs/steps.md: every registered step with its meaning and an example."""
+    lines = [
+        "# Step vocabulary",
+        "",
+        "Generated from the registered steps by `.venv/bin/python -m steps`; a test keeps it in",
+        "sync. A Given step that fails makes the drill `inconclusive`; a When step whose fault",
+        "does not take makes it `not_exercised`; a Then step that is not met makes it `fail`.",
+        "",
+    ]
+    for keyword in ("Given", "When", "Then"):
+        lines += [f"## {keyword}", ""]
+        for step in sorted((s for s in STEPS if s.keyword == keyword), key=lambda s: s.pattern):
+            lines += [
+                f"### {keyword} {step.pattern}",
+                "",
+                step.doc,
+                "",
+                "```gherkin",
+                step.example,
+                "```",
+                "",
+            ]
+    return "\n".join(lines)
