@@ -2,4 +2,4 @@
 
 from pytest_bdd import scenarios
 
-scenarios("region_outage.feature")
+scenarios("region_outage.feature", "rpo_breach.feature")

@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from drkit.config import LAB_PROFILE, RPO_OBJECTIVE_SECONDS, RTO_OBJECTIVE_SECONDS, TimingProfile
+from drkit.failover.monitor import ReplicationMonitor
+from drkit.failover.orchestrator import FailoverOrchestrator
+from drkit.failover.result import FailoverResult
+from drkit.failover.verifier import DRVerifier
 from drkit.faults.base import Fault
 from drkit.faults.journal import FaultRecord
 from drkit.faults.ledger import Ledger
@@ -24,6 +28,7 @@ from drkit.lab.lab import Lab
 from drkit.measure.budget import Budget, check_budget
 from drkit.measure.clients import Probe, Writer, content_hash
 from drkit.measure.history import History, Op
+from drkit.measure.ops import find_disaster, value_field
 from drkit.measure.outcome import Outcome, failure_message
 from drkit.measure.rpo import check_rpo
 from drkit.measure.rto import check_rto
@@ -102,6 +107,53 @@ class DrillChecks:
         final = self.final_read(surviving_region)
         return self.record(check_rpo(self.ops(), final, objective=self.objectives.rpo_s))
 
+    def cut_length(self) -> float | None:
+        """Seconds from the first fault injected before the disaster (a link cut) to the
+        disaster, both read from the history; None when either is missing."""
+        ops = self.ops()
+        disaster = find_disaster(ops)
+        if disaster is None:
+            return None
+        earlier = [
+            op.mono
+            for op in ops
+            if op.kind == "fault"
+            and op.is_invoke
+            and value_field(op.value, "f") == "inject"
+            and op.mono < disaster.mono
+            and value_field(op.value, "disaster") is not True
+        ]
+        return disaster.mono - min(earlier) if earlier else None
+
+    def check_rpo_breach(self, surviving_region: str, slack_s: float) -> Verdict:
+        """A negative control: the RPO verdict must be a breach of about the cut's length, with
+        the lost writes listed; anything else means the measurement missed the loss."""
+        expected = self.cut_length()
+        final = self.final_read(surviving_region)
+        rpo = check_rpo(self.ops(), final, objective=self.objectives.rpo_s)
+        lost = int(rpo.details.get("lost_count", 0) or 0)
+        value = float(rpo.value) if isinstance(rpo.value, int | float) else None
+        close = value is not None and expected is not None and abs(value - expected) <= slack_s
+        valid = rpo.valid is False and lost > 0 and close
+        shown = "not measured" if value is None else f"{value:.3f}s"
+        cut = "unknown (no fault before the disaster)" if expected is None else f"{expected:.3f}s"
+        reason = (
+            f"RPO {shown} with {lost} lost acknowledged writes; the cut lasted {cut} "
+            f"(+-{slack_s:g}s) against the {self.objectives.rpo_s:g}s objective"
+        )
+        return self.record(
+            Verdict(
+                "rpo_breach_detected",
+                valid,
+                reason,
+                value,
+                expected,
+                "s",
+                rpo.error_bar,
+                {"rpo": rpo.to_json()},
+            )
+        )
+
 
 @dataclass
 class RecordedDrill(DrillChecks):
@@ -142,6 +194,7 @@ class Drill(DrillChecks):
         self._clients: list[Writer | Probe] = []
         self.writer: Writer | None = None
         self.disaster: FaultRecord | None = None
+        self._verifier: DRVerifier | None = None
 
     # -- life cycle ----------------------------------------------------------------------
     def __enter__(self) -> Drill:
@@ -265,6 +318,28 @@ class Drill(DrillChecks):
             "SELECT id, body FROM documents", dbname=self.lab.settings.database
         )
         return {str(i): content_hash(str(body)) for i, body in rows}
+
+    def verifier(self) -> DRVerifier:
+        if self._verifier is None:
+            monitor = ReplicationMonitor(
+                self.lab.db_config("us-east-1"),
+                self.lab.db_config("us-west-2"),
+                profile=self.lab.settings.profile,
+            )
+            self._verifier = DRVerifier(monitor, target=self.target)
+        return self._verifier
+
+    def sample_replication(self) -> None:
+        """A replication sample now: the last one before a failure, for the pre-flight."""
+        self.verifier().run_health_checks()
+
+    def operator_failover(self, reason: str, *, force: bool) -> FailoverResult:
+        """A failover run by hand as a runbook step; its recovery actions go to this ledger."""
+        orchestrator = FailoverOrchestrator(self.verifier(), ledger=self.ledger)
+        result = orchestrator.execute_failover(reason, force=force, mode="unplanned")
+        if not result.success:
+            raise TimeoutError(f"the failover did not complete: {'; '.join(result.errors)}")
+        return result
 
     def summary(self) -> dict[str, Any]:
         return {

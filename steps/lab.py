@@ -6,8 +6,8 @@ from pytest_bdd import parsers
 
 from drkit.drill import Drill
 from drkit.errors import ConfigError
-from drkit.faults.lab import PrimaryCrash, SecurityGroupBlock, lab_params
-from drkit.lab.topology import check_region
+from drkit.faults.lab import LinkCut, PrimaryCrash, SecurityGroupBlock, lab_params
+from drkit.lab.topology import check_region, replication_link
 from steps.registry import given, when
 
 
@@ -31,6 +31,17 @@ def rpo_objective(drill: Drill, minutes: int) -> None:
     if minutes <= 0:
         raise ConfigError(f"RPO objective {minutes} minutes: use a positive number of minutes")
     drill.objectives.rpo_s = minutes * 60.0
+
+
+@given(
+    parsers.parse("the RPO objective is {seconds:d} seconds"),
+    example="Given the RPO objective is 5 seconds",
+)
+def rpo_objective_seconds(drill: Drill, seconds: int) -> None:
+    """A small RPO objective, for drills that must see it breached."""
+    if seconds <= 0:
+        raise ConfigError(f"RPO objective {seconds} seconds: use a positive number of seconds")
+    drill.objectives.rpo_s = float(seconds)
 
 
 @given("the watcher is on", example="Given the watcher is on")
@@ -65,11 +76,35 @@ def security_group_outage(drill: Drill, region: str) -> None:
 
 
 @when(
+    parsers.parse("the replication link from {primary} to {standby} is cut"),
+    example="When the replication link from us-east-1 to us-west-2 is cut",
+)
+def replication_link_cut(drill: Drill, primary: str, standby: str) -> None:
+    """Blackhole the standby's path to the primary (not the disaster: writes go on)."""
+    link = replication_link(
+        check_region(primary), check_region(standby), drill.lab.settings.ports.postgres
+    )
+    drill.inject(LinkCut(**lab_params(drill.lab), proxy=link.name))
+
+
+@when(
+    parsers.parse("the operator forces a failover to {region}"),
+    example="When the operator forces a failover to us-west-2",
+)
+def operator_forced_failover(drill: Drill, region: str) -> None:
+    """The runbook's failover, past a refusing pre-flight (recorded as forced)."""
+    if check_region(region) != "us-west-2":
+        raise ConfigError(f"failover to {region}: the lab fails over to us-west-2")
+    drill.operator_failover("runbook: forced failover after losing us-east-1", force=True)
+
+
+@when(
     parsers.parse("the primary database in {region} crashes"),
     example="When the primary database in us-east-1 crashes",
 )
 def primary_crash(drill: Drill, region: str) -> None:
     """The disaster: the region's PostgreSQL stops at once (no shutdown checkpoint)."""
+    drill.sample_replication()  # the last sample before the failure, for the pre-flight
     drill.inject(PrimaryCrash(**lab_params(drill.lab), region=check_region(region)), disaster=True)
 
 

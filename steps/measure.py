@@ -32,3 +32,14 @@ def rpo_within_objective(drill: Drill, region: str) -> None:
     """Acknowledged writes absent from the surviving database, against the objective."""
     drill.stop_workload()
     drill.check_rpo(check_region(region))
+
+
+@then(
+    parsers.parse("the RPO is reported as a breach of about the cut's length on {region}"),
+    example="Then the RPO is reported as a breach of about the cut's length on us-west-2",
+)
+def rpo_breach_reported(drill: Drill, region: str) -> None:
+    """Negative control: the loss the drill caused must be measured as a breach of about the
+    link cut's length (cut to disaster, +-1.5 s), with the lost writes listed."""
+    drill.stop_workload()
+    drill.check_rpo_breach(check_region(region), slack_s=1.5)

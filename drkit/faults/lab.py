@@ -239,8 +239,9 @@ class SecurityGroupBlock(_LabFault):
 
 @register_fault
 class PrimaryCrash(_LabFault):
-    """The region's PostgreSQL stops at once (`pg_ctl stop -m immediate`: no checkpoint);
-    the heal starts it again, as it was (fencing, if any, still holds)."""
+    """The region's PostgreSQL is killed (SIGKILL to the postmaster and its children: no
+    checkpoint, no goodbye); the heal starts it again through crash recovery (fencing, if any,
+    still holds)."""
 
     kind = "lab.primary_crash"
 
@@ -252,10 +253,10 @@ class PrimaryCrash(_LabFault):
         return {**self._base_params(), "region": self.region}
 
     def describe(self) -> str:
-        return f"{self.region} database crashed (immediate stop)"
+        return f"{self.region} database crashed (SIGKILL)"
 
     def inject(self) -> None:
-        self.lab.database.clusters[self.region].stop("immediate")
+        self.lab.database.clusters[self.region].crash()
 
     def heal(self) -> None:
         self.lab.database.clusters[self.region].start()

@@ -7,10 +7,12 @@ go over that socket with trust auth; TCP connections need a password (scram-sha-
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ import psycopg
 
 from drkit.config import TimingProfile
 from drkit.errors import LabError, MissingBinary
-from drkit.lab.process import cmdline, pid_alive
+from drkit.lab.process import children_of, cmdline, pid_alive, wait_until
 
 SUPERUSER = "postgres"
 REPLICATION_USER = "replicator"
@@ -296,6 +298,22 @@ class PgCluster:
             "30",
             "-s",
             "start",
+        )
+
+    def crash(self) -> None:
+        """A crash: SIGKILL to the postmaster and every child at once (no shutdown at all).
+        The next start runs crash recovery."""
+        pid = self.pid()
+        if pid is None:
+            return
+        victims = [pid, *children_of(pid)]
+        for victim in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGKILL)
+        wait_until(
+            lambda: not any(pid_alive(v) for v in victims),
+            10,
+            f"{self.node.region}'s PostgreSQL processes to die",
         )
 
     def stop(self, mode: str = "fast") -> None:

@@ -42,6 +42,21 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def children_of(pid: int) -> list[int]:
+    """Direct children of `pid`, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            found.append(int(entry.name))
+    return found
+
+
 def read_pidfile(path: Path, needle: str) -> int | None:
     """The pid in `path` if that process is alive and its command line contains `needle`.
 

@@ -28,6 +28,12 @@ def drill():
 
 # Then step pattern -> (Gherkin lines, violating case, expected message fragments)
 VIOLATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "the RPO is reported as a breach of about the cut's length on {region}": (
+        "Given the RPO objective is 5 seconds\n"
+        "    Then the RPO is reported as a breach of about the cut's length on us-west-2",
+        "link cut 40 s, nothing lost",
+        ("fail: rpo_breach_detected: FAIL: RPO 0.000s with 0 lost", "the cut lasted 40.000s"),
+    ),
     "the RTO is within its objective": (
         "Given the RTO objective is 1 minutes\n    Then the RTO is within its objective",
         "slow recovery",
@@ -74,12 +80,20 @@ def test_a_then_step_fails_on_a_violating_history(pytester: pytest.Pytester, pat
         assert fragment in output, f"{fragment!r} not in the failure of '{pattern}'"
 
 
+PASSING = {
+    "the RPO is reported as a breach of about the cut's length on {region}": (
+        "link cut 40 s, writes since lost"
+    )
+}
+
+
 @pytest.mark.parametrize("pattern", sorted(VIOLATIONS))
 def test_the_same_then_step_passes_on_a_healthy_history(
     pytester: pytest.Pytester, pattern: str
 ) -> None:
     steps, _, _ = VIOLATIONS[pattern]
-    result = run_scenario(pytester, steps.replace("1 minutes", "15 minutes"), "healthy failover")
+    healthy = PASSING.get(pattern, "healthy failover")
+    result = run_scenario(pytester, steps.replace("1 minutes", "15 minutes"), healthy)
     result.assert_outcomes(passed=1)
 
 
