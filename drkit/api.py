@@ -86,7 +86,9 @@ def create_app(monitor_factory: MonitorFactory = lab_monitor) -> FastAPI:
 
     @app.exception_handler(DrillError)
     async def drill_error(_: Any, exc: DrillError) -> JSONResponse:
-        return _error(422 if isinstance(exc, ConfigError) else 503, str(exc))
+        # "no active target" is the service's state, not the caller's mistake
+        user_error = isinstance(exc, ConfigError) and "no active target" not in str(exc)
+        return _error(422 if user_error else 503, str(exc))
 
     @app.get("/replication/status")
     def replication_status() -> dict[str, Any]:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from drkit.errors import DrillError
+from drkit.errors import DrillError, LabError
 from drkit.lab.lab import Lab
 from drkit.lab.lock import lab_lock
 from drkit.paths import new_run_id
@@ -123,6 +123,8 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 def cmd_lab_watcher(args: argparse.Namespace) -> int:
     lab = Lab()
+    if args.switch == "on" and lab.toxiproxy.pid() is None:
+        raise LabError(f"the lab in {lab.state} is not running; start it with `drkit lab up`")
     with lab_lock(lab.state, f"cli-{new_run_id()}"):
         if args.switch == "on":
             lab.watcher.start()

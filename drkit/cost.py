@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,8 @@ class CostInputs:
             "indirect_multiplier",
         ):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or value <= 0:
+            finite = isinstance(value, int | float) and not isinstance(value, bool)
+            if not finite or not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"cost input {name}={value!r} must be a positive number")
 
 

@@ -7,6 +7,7 @@ them the orchestrator's own figures decide, and the report labels them estimates
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
@@ -131,20 +132,24 @@ class ComplianceReporter:
                 error_bar_s=verdict.error_bar,
             )
         seconds = result.data_loss_minutes * 60
+        if not math.isfinite(seconds):
+            return _analysis(self.rpo_s, None, False, "not measured (no replication sample)")
         return _analysis(
             self.rpo_s, seconds, seconds < self.rpo_s, "estimate (last known replication lag)"
         )
 
     def _consistency(self, status: ReplicationStatus) -> dict[str, Any]:
         ratio = status.data_consistency_ratio
+        measured = math.isfinite(ratio)
+        passed = measured and ratio >= CONSISTENCY_THRESHOLD
         return {
-            "ratio": ratio,
+            "ratio": ratio if measured else None,
             "threshold": CONSISTENCY_THRESHOLD,
             "missing": status.missing_count,
             "extra": status.extra_count,
             "stale": status.stale_count,
-            "pass": ratio >= CONSISTENCY_THRESHOLD,
-            "status": "PASS" if ratio >= CONSISTENCY_THRESHOLD else "FAIL",
+            "pass": passed,
+            "status": "PASS" if passed else ("FAIL" if measured else "NOT MEASURED"),
         }
 
     def _statement(self, test_date: date, passed: bool, measured: bool) -> str:
@@ -184,7 +189,11 @@ def generate_compliance_report(
 
 
 def to_json(report: Mapping[str, Any]) -> str:
-    return json.dumps(report, indent=2, default=str)
+    return json.dumps(report, indent=2, default=str, allow_nan=False)  # NaN is not JSON
+
+
+def _ratio(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.4f}"
 
 
 def to_markdown(report: Mapping[str, Any]) -> str:
@@ -207,8 +216,8 @@ def to_markdown(report: Mapping[str, Any]) -> str:
     c = report["data_consistency"]
     lines += [
         "",
-        f"Data consistency: {c['ratio']:.4f} (threshold {c['threshold']}; missing {c['missing']}, "
-        f"extra {c['extra']}, stale {c['stale']}): {c['status']}",
+        f"Data consistency: {_ratio(c['ratio'])} (threshold {c['threshold']}; "
+        f"missing {c['missing']}, extra {c['extra']}, stale {c['stale']}): {c['status']}",
         "",
         "## Failover phases",
         "",

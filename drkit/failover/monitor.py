@@ -20,7 +20,7 @@ import psycopg
 
 from drkit.clients.postgres import PgEndpoint
 from drkit.config import LAB_PROFILE, RPO_OBJECTIVE_SECONDS, TimingProfile
-from drkit.errors import TargetUnreachable
+from drkit.errors import ConfigError, TargetUnreachable
 
 STATES = ("streaming", "catching_up", "paused", "disconnected", "unknown")
 CATCHING_UP_BYTES = 1 << 20  # a standby more than 1 MiB behind is catching up, not streaming
@@ -66,6 +66,7 @@ class ReplicationStatus:
     extra_count: int = 0
     stale_count: int = 0
     lag_is_lower_bound: bool = False
+    lag_upper_bound_seconds: float | None = None
     rpo_objective_seconds: float = RPO_OBJECTIVE_SECONDS
     primary_reachable: bool = True
     dr_reachable: bool = True
@@ -75,8 +76,10 @@ class ReplicationStatus:
     def to_dict(self) -> dict[str, Any]:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}
         data["measured_at"] = self.measured_at.isoformat()
-        if math.isnan(self.data_consistency_ratio):
-            data["data_consistency_ratio"] = None
+        for key in ("data_consistency_ratio", "lag_upper_bound_seconds"):
+            value = data[key]
+            if isinstance(value, float) and not math.isfinite(value):
+                data[key] = None  # not measured: JSON has no NaN
         data["detail"] = dict(self.detail)
         return data
 
@@ -182,8 +185,14 @@ class ReplicationMonitor:
                 )
         except TargetUnreachable as exc:
             return exc
-        except psycopg.Error as exc:
+        except psycopg.OperationalError as exc:  # the connection died under the query
             return TargetUnreachable(f"{self.primary.describe()}: {exc}".strip())
+        except psycopg.Error as exc:
+            raise ConfigError(
+                f"the monitor cannot write its heartbeat on {self.primary.describe()} as "
+                f"{self.primary.user}: {str(exc).strip()}; grant it CREATE on the schema and "
+                "INSERT/DELETE on drkit_heartbeat, or use a user that has them"
+            ) from exc
         assert seq is not None and before is not None
         return _PrimarySample(lsn=_lsn(before[0]), seq=int(seq[0]))
 
@@ -200,7 +209,7 @@ class ReplicationMonitor:
             return _DrSample(None, True, False, None, 0)  # the heartbeat table has not arrived
         except TargetUnreachable as exc:
             return exc
-        except psycopg.Error as exc:
+        except psycopg.Error as exc:  # a standby answers reads; any error here is a lost link
             return TargetUnreachable(f"{self.dr.describe()}: {exc}".strip())
         assert row is not None
         recovery, replay, paused, receiver, seq = row
@@ -208,15 +217,23 @@ class ReplicationMonitor:
             _lsn(replay) if replay else None, bool(recovery), bool(paused), receiver, int(seq)
         )
 
-    def _oldest_missing_age(self, dr_seq: int) -> float:
-        """Age (primary clock) of the oldest heartbeat the DR lacks; 0 when it lacks none."""
-        with self.primary.connect(self._timeout()) as conn:
-            row = conn.execute(
-                "SELECT extract(epoch FROM clock_timestamp() - beat_at) FROM drkit_heartbeat "
-                "WHERE seq > %s ORDER BY seq LIMIT 1",
-                (dr_seq,),
-            ).fetchone()
-        return float(row[0]) if row else 0.0
+    def _lag_bounds(self, dr_seq: int) -> tuple[float, float] | TargetUnreachable:
+        """(lower, upper) bounds of the lag on the primary's clock: the age of the oldest
+        heartbeat the DR lacks, and of the newest one it has (everything it lacks is younger)."""
+        try:
+            with self.primary.connect(self._timeout()) as conn:
+                row = conn.execute(
+                    "SELECT (SELECT extract(epoch FROM clock_timestamp() - beat_at) "
+                    "        FROM drkit_heartbeat WHERE seq > %s ORDER BY seq LIMIT 1), "
+                    "       (SELECT extract(epoch FROM clock_timestamp() - beat_at) "
+                    "        FROM drkit_heartbeat WHERE seq <= %s ORDER BY seq DESC LIMIT 1)",
+                    (dr_seq, dr_seq),
+                ).fetchone()
+        except (TargetUnreachable, psycopg.Error) as exc:
+            return TargetUnreachable(f"{self.primary.describe()}: {exc}".strip())
+        lower = float(row[0]) if row and row[0] is not None else 0.0
+        upper = float(row[1]) if row and row[1] is not None else math.inf
+        return lower, max(lower, upper)
 
     # -- judging -------------------------------------------------------------------------
     def _status(
@@ -239,7 +256,10 @@ class ReplicationMonitor:
             return self._unknown(primary, dr, common)
         lag_bytes = max(0, primary.lsn - dr.replay_lsn) if dr.replay_lsn is not None else 0
         caught_up = dr.replay_lsn is not None and dr.replay_lsn >= primary.lsn
-        lag_s = 0.0 if caught_up else self._oldest_missing_age(dr.seq)
+        bounds = (0.0, 0.0) if caught_up else self._lag_bounds(dr.seq)
+        if isinstance(bounds, TargetUnreachable):
+            return self._unknown(bounds, dr, common)
+        lag_s, upper = bounds
         connected = dr.in_recovery and dr.receiver == "streaming"
         state = _state(dr, connected, lag_bytes)
         self._last_proven_lag = (lag_s, time.monotonic())
@@ -248,7 +268,8 @@ class ReplicationMonitor:
             lag_bytes=lag_bytes,
             is_connected=connected,
             state=state,
-            meets_rpo=lag_s < self.rpo_objective_seconds,
+            meets_rpo=upper < self.rpo_objective_seconds,  # proven only by the upper bound
+            lag_upper_bound_seconds=upper,
             dr_in_recovery=dr.in_recovery,
             detail={
                 "primary_lsn": primary.lsn,
@@ -280,8 +301,8 @@ class ReplicationMonitor:
     def _consistency(self) -> Consistency:
         try:
             return self.consistency()
-        except Exception as exc:  # an unmeasurable consistency is reported, not assumed
-            return Consistency(ratio=0.0, total=0, detail={"error": str(exc)})
+        except Exception as exc:  # an unmeasurable consistency is reported, never assumed
+            return Consistency(ratio=math.nan, total=0, detail={"error": str(exc)})
 
 
 def _state(dr: _DrSample, connected: bool, lag_bytes: int) -> str:

@@ -8,6 +8,7 @@ switch are recovery actions: they go through the run's ledger as such, so healin
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -101,7 +102,12 @@ class FailoverOrchestrator:
         if self.ledger is not None:
             return self._run(reason, force, self.ledger, mode)
         run_id = paths.new_run_id()
-        with Ledger(paths.runs_dir() / run_id, run_id=run_id, handle_signals=False) as ledger:
+        run_dir = paths.runs_dir() / run_id
+        # A ledger of recovery actions only: a failover is what a run with open faults needs,
+        # so it must not be refused by them (its own state folder holds no one else's faults).
+        with Ledger(
+            run_dir, run_id=run_id, state_dir=run_dir / "state", handle_signals=False
+        ) as ledger:
             return self._run(reason, force, ledger, mode)
 
     def _run(self, reason: str, force: bool, ledger: Ledger, mode: str | None) -> FailoverResult:
@@ -122,9 +128,9 @@ class FailoverOrchestrator:
                     raise PhaseFailed("pre-flight refused: " + "; ".join(health["issues"]))
                 if not health["ready"]:
                     errors.append("forced past a failed pre-flight: " + "; ".join(health["issues"]))
-            self._recover(clock, ledger, "fencing", self.target.fence(source))
-            self._recover(clock, ledger, "promotion", self.target.promote(destination))
-            self._recover(clock, ledger, "dns switch", self.target.switch_dns(destination))
+            self._recover(clock, ledger, "fencing", lambda: self.target.fence(source))
+            self._recover(clock, ledger, "promotion", lambda: self.target.promote(destination))
+            self._recover(clock, ledger, "dns switch", lambda: self.target.switch_dns(destination))
             with clock.phase("propagation wait") as note:
                 ttl = self.target.dns_ttl()
                 self._sleep(ttl)  # the record's TTL: cached answers expire after it
@@ -135,12 +141,22 @@ class FailoverOrchestrator:
                 note.append(served.detail)
                 if not served.ok:
                     raise PhaseFailed(f"verification failed: {served.detail}")
-        except DrillError as exc:
-            errors.append(str(exc))
+        except Exception as exc:  # a failover always returns its account, whatever broke
+            errors.append(
+                str(exc) if isinstance(exc, DrillError) else f"{type(exc).__name__}: {exc}"
+            )
+        if _fenced_but_unfinished(clock):
+            errors.append(
+                f"{source} remains fenced (its service refuses writes) although the "
+                "failover did not finish; fail back or run `drkit lab reset`"
+            )
         return self._result(reason, force, health, clock, errors, source, destination)
 
-    def _recover(self, clock: _Clock, ledger: Ledger, phase: str, action: RecoveryAction) -> None:
+    def _recover(
+        self, clock: _Clock, ledger: Ledger, phase: str, build: Callable[[], RecoveryAction]
+    ) -> None:
         with clock.phase(phase) as note:
+            action = build()
             record = ledger.apply(action)
             note.append(f"{action.describe()} (ledger record {record.id})")
 
@@ -154,7 +170,8 @@ class FailoverOrchestrator:
         source: str,
         destination: str,
     ) -> FailoverResult:
-        lag = float(health.get("replication_lag_seconds") or 0.0)
+        measured = health.get("replication_lag_seconds")
+        lag = float(measured) if measured is not None else math.nan  # never a made-up 0
         success = all(p.ok for p in clock.phases) and len(clock.phases) == 6
         result = FailoverResult(
             success=success,
@@ -172,6 +189,11 @@ class FailoverOrchestrator:
         )
         self.last_result = result
         return result
+
+
+def _fenced_but_unfinished(clock: _Clock) -> bool:
+    done = {p.name for p in clock.phases if p.ok}
+    return "fencing" in done and "verification" not in done
 
 
 def execute_failover(

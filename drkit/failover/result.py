@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -57,7 +58,9 @@ class FailoverResult:
         return {
             "success": self.success,
             "rto_minutes": self.rto_minutes,
-            "data_loss_minutes": self.data_loss_minutes,
+            "data_loss_minutes": (
+                self.data_loss_minutes if math.isfinite(self.data_loss_minutes) else None
+            ),
             "data_loss_is_estimate": self.data_loss_is_estimate,
             "timestamp": self.timestamp.isoformat(),
             "errors": list(self.errors),

@@ -8,6 +8,7 @@ region.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -88,7 +89,7 @@ class DRVerifier:
             "issues": issues,
             "mode": mode,
             "replication_lag_seconds": status.lag_seconds,
-            "data_consistency": status.data_consistency_ratio,
+            "data_consistency": finite_or_none(status.data_consistency_ratio),
             "checks": [c.to_dict() for c in checks],
             "status": status.to_dict(),
         }
@@ -155,14 +156,22 @@ class DRVerifier:
 
     def _consistency_check(self, s: ReplicationStatus, name: str) -> Check:
         ratio = s.data_consistency_ratio
+        if math.isnan(ratio):
+            why = s.detail.get("consistency", {}).get("error", "a side was unreachable")
+            return _check(
+                name,
+                False,
+                None,
+                self.consistency_threshold,
+                f"{name} could not be measured ({why}); it cannot be assumed",
+            )
         return _check(
             name,
             ratio >= self.consistency_threshold,
             round(ratio, 6),
             self.consistency_threshold,
             f"{name} is {ratio:.2%} (missing {s.missing_count}, extra {s.extra_count}, "
-            f"stale {s.stale_count}), under the {self.consistency_threshold:.0%} "
-            "threshold",
+            f"stale {s.stale_count}), under the {self.consistency_threshold:.0%} threshold",
         )
 
     def _dr_side(self, s: ReplicationStatus) -> list[Check]:
@@ -199,6 +208,10 @@ class DRVerifier:
                 f"the DR service in {dr_region} is not healthy: {service.detail}",
             ),
         ]
+
+
+def finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def verify_dr_readiness(monitor: ReplicationMonitor) -> dict[str, Any]:

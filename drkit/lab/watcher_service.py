@@ -42,11 +42,21 @@ def health_check(url: str, timeout_s: float) -> str | None:
     return None if response.status_code < 400 else f"GET {url}: HTTP {response.status_code}"
 
 
+def sample_once(verifier: DRVerifier) -> None:
+    """One replication sample; kept as the baseline only if the primary answered. A failed
+    sample is logged and the sampling goes on (the watcher must not lose its baseline)."""
+    try:
+        status = verifier.monitor.check_replication_lag()
+    except Exception as exc:
+        print(f"watcher: replication sample failed: {type(exc).__name__}: {exc}", flush=True)
+        return
+    if status.primary_reachable:
+        verifier.last_good_sample = status
+
+
 def sampler(verifier: DRVerifier, stop: threading.Event) -> None:
     while not stop.wait(SAMPLE_EVERY_S):
-        status = verifier.monitor.check_replication_lag()
-        if status.primary_reachable:
-            verifier.last_good_sample = status
+        sample_once(verifier)
 
 
 def build(state: Path, sampling: threading.Event) -> tuple[Watcher, DRVerifier]:
@@ -100,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         watcher.stop()
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    verifier.last_good_sample = verifier.monitor.check_replication_lag()
+    sample_once(verifier)
     threading.Thread(target=sampler, args=(verifier, sampling_done), daemon=True).start()
     watcher.run()
     stop.wait()  # stay up, reporting, until `lab watcher off` or reset

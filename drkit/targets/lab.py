@@ -216,6 +216,8 @@ class LabTarget:
                 return self._serve_once(region)
             except DrillError as exc:
                 last = str(exc)
+            except httpx.HTTPError as exc:  # refused or timed out: not serving yet
+                last = f"{type(exc).__name__}: {exc}"
             time.sleep(0.1)
         return Health(
             False,

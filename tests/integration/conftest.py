@@ -27,7 +27,11 @@ TEST_SEED_DOCS = "500"  # the default lab seeds 5,000; tests need the shape, not
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     home = tmp_path_factory.mktemp("drkit-home")
-    saved = {k: os.environ.get(k) for k in ("DRKIT_HOME", "DRKIT_LAB_PORT_BASE", SEED_ENV)}
+    saved = {
+        k: os.environ.get(k)
+        for k in ("DRKIT_HOME", "DRKIT_LAB_PORT_BASE", SEED_ENV, "DRKIT_RUNS_DIR")
+    }
+    os.environ["DRKIT_RUNS_DIR"] = str(home / "runs")  # ledgers stay out of the work tree
     os.environ["DRKIT_HOME"] = str(home)
     os.environ["DRKIT_LAB_PORT_BASE"] = str(TEST_PORT_BASE)
     os.environ.setdefault(SEED_ENV, TEST_SEED_DOCS)

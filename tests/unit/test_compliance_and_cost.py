@@ -126,3 +126,17 @@ def test_a_nonpositive_cost_input_is_refused() -> None:
 def test_a_bad_test_date_is_refused() -> None:
     with pytest.raises(ConfigError, match="test_date"):
         ComplianceReporter().generate_quarterly_report("2024-12-15", result(), status())  # type: ignore[arg-type]
+
+
+def test_unmeasured_figures_are_reported_as_not_measured_never_as_numbers() -> None:
+    import math
+
+    r = report(failover=result(loss_min=math.nan), status=status(math.nan))
+    assert r["rpo_analysis"]["measured_minutes"] is None and r["rpo_analysis"]["pass"] is False
+    assert (
+        r["data_consistency"]["status"] == "NOT MEASURED" and r["data_consistency"]["ratio"] is None
+    )
+    assert r["overall_result"]["status"] == "TEST FAILED"
+    strict = json.loads(to_json(r), parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
+    assert strict["data_consistency"]["ratio"] is None
+    assert "Data consistency: not measured" in to_markdown(r)

@@ -102,7 +102,24 @@ def test_a_failed_verification_is_not_a_success(tmp_path: Path) -> None:
     with ledger:
         result = orch.execute_failover("drill")
     assert not result.success and result.phase("verification") is not None
-    assert "did not answer" in result.errors[-1]
+    assert any("did not answer" in e for e in result.errors)
+    assert (
+        "us-east-1 remains fenced" in result.errors[-1] and "drkit lab reset" in result.errors[-1]
+    )
+
+
+def test_an_unexpected_error_still_returns_an_account(tmp_path: Path) -> None:
+    orch, _, ledger, _ = orchestrator(tmp_path, GOOD)
+
+    def broken(region: str, budget_s: float) -> Health:
+        raise ConnectionResetError("peer went away")
+
+    orch.verifier.target.verify_serving = broken  # type: ignore[attr-defined]
+    with ledger:
+        result = orch.execute_failover("drill")
+    assert not result.success
+    assert "ConnectionResetError: peer went away" in result.errors
+    assert result.to_dict()["phases"][-1] == {**result.to_dict()["phases"][-1], "ok": False}
 
 
 def test_a_reason_is_required(tmp_path: Path) -> None:
