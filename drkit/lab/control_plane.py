@@ -665,14 +665,18 @@ def restore_security_groups(lab: Lab) -> list[str]:
     moto, reconciler, _, _ = _components(lab)
     if moto.service.pid() is None:
         return []
-    began = time.time()
     changes = seed(moto.plane.clients, lab.settings, moto.plane.service_ports())
     if reconciler.service.pid() is not None:
+        # Read the proxies back: a reconciler pass that began before the seed may still
+        # report success with the old rules, so its status file proves nothing here.
+        paths = [
+            (r, svc, src) for r in REGIONS for svc in moto.plane.service_ports() for src in SOURCES
+        ]
         wait_until(
-            lambda: reconciler.healthy(after=began),
+            lambda: all(moto.plane.enforcement(*path) == ALLOWED for path in paths),
             5.0,
             f"the reconciler to enforce the seeded rules (log: {reconciler.service.log_file})",
-            interval_s=0.02,
+            interval_s=0.05,
         )
     return changes
 
