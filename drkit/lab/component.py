@@ -62,6 +62,8 @@ class PythonService:
 
     # Components whose process may be launched early, beside others, by `Lab.up`.
     prelaunch = False
+    # Says why the service is not healthy, for the error when its start times out.
+    why_unhealthy: Callable[[], str | None] | None = None
 
     def launch(self) -> int:
         """Spawn the process without waiting for it; a running one is left alone."""
@@ -92,10 +94,11 @@ class PythonService:
                 f"{self.name} (log: {self.log_file})",
                 interval_s=0.05,
             )
-        except LabError:
+        except LabError as exc:
+            why = self.why_unhealthy() if self.why_unhealthy else None  # before we stop it
             terminate(pid)
             self.pid_file.unlink(missing_ok=True)
-            raise
+            raise LabError(f"{exc}: {why}" if why else str(exc)) from None
 
     def _launched_recently(self) -> bool:
         """A process launched within its start budget is starting, not sick."""
