@@ -84,7 +84,16 @@ class ComplianceReporter:
         rto = self._rto(failover_result, verdicts.get("rto"))
         rpo = self._rpo(failover_result, verdicts.get("rpo"))
         consistency = self._consistency(replication_status)
-        passed = failover_result.success and rto["pass"] and rpo["pass"] and consistency["pass"]
+        unproven = [
+            f"{name}: {v.summary()}" for name, v in sorted(verdicts.items()) if v.valid is not True
+        ]  # every measured verdict counts, not only rto/rpo
+        passed = (
+            failover_result.success
+            and rto["pass"]
+            and rpo["pass"]
+            and consistency["pass"]
+            and not unproven
+        )
         return {
             "quarter": quarter_of(test_date),
             "test_date": test_date.isoformat(),
@@ -97,9 +106,16 @@ class ComplianceReporter:
             "cost": break_even().to_dict(),
             "overall_result": {
                 "status": "TEST PASSED" if passed else "TEST FAILED",
-                "failures": _failures(failover_result, rto, rpo, consistency),
+                "failures": _failures(failover_result, rto, rpo, consistency) + unproven,
+                "forced": failover_result.forced,
+                "notes": [e for e in failover_result.errors if failover_result.forced],
             },
-            "compliance_statement": self._statement(test_date, passed, bool(verdicts)),
+            "compliance_statement": self._statement(test_date, passed, bool(verdicts))
+            + (
+                " The failover was forced past a failed pre-flight; see the notes."
+                if failover_result.forced
+                else ""
+            ),
             "rules": list(RULES),
         }
 

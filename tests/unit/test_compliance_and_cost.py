@@ -140,3 +140,29 @@ def test_unmeasured_figures_are_reported_as_not_measured_never_as_numbers() -> N
     strict = json.loads(to_json(r), parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
     assert strict["data_consistency"]["ratio"] is None
     assert "Data consistency: not measured" in to_markdown(r)
+
+
+def test_any_measured_verdict_that_is_not_a_pass_fails_the_test() -> None:
+    rto = Verdict("rto", True, "recovered", value=3.0, objective=900)
+    rpo = Verdict("rpo", True, "no loss", value=0.0, objective=3600)
+    split = Verdict("split_brain", False, "2 writes acknowledged by the fenced region")
+    r = report(measurements=[rto, rpo, split])
+    assert r["overall_result"]["status"] == "TEST FAILED"
+    assert any(
+        f.startswith("split_brain: split_brain: FAIL") for f in r["overall_result"]["failures"]
+    )
+
+
+def test_a_forced_failover_is_stated() -> None:
+    forced = FailoverResult(
+        True,
+        2.0,
+        0.0,
+        datetime.now(UTC),
+        forced=True,
+        errors=("forced past a failed pre-flight: lag 900s",),
+    )
+    r = report(failover=forced)
+    assert r["overall_result"]["forced"] is True
+    assert r["overall_result"]["notes"] == ["forced past a failed pre-flight: lag 900s"]
+    assert "forced past a failed pre-flight" in r["compliance_statement"]
