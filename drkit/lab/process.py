@@ -112,8 +112,21 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def check_port_free(address: str, port: int, component: str) -> None:
-    """Raise PortInUse naming the component when (address, port) cannot be bound."""
+def check_port_free(address: str, port: int, component: str, wait_s: float = 0.0) -> None:
+    """Raise PortInUse naming the component when (address, port) cannot be bound, after
+    waiting up to `wait_s` (a killed server's connections hold its port for a moment)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            _check_port_free(address, port, component)
+            return
+        except PortInUse:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _check_port_free(address: str, port: int, component: str) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

@@ -64,7 +64,7 @@ class ToxiproxyServer:
         if self.pid() is not None and self.healthy():
             return
         binary = find_toxiproxy_server()
-        check_port_free(API_HOST, self.port, "Toxiproxy API")
+        check_port_free(API_HOST, self.port, "Toxiproxy API", wait_s=5.0)
         pid = spawn(
             [str(binary), "-host", API_HOST, "-port", str(self.port)],
             self.log_file,
@@ -84,7 +84,7 @@ class ToxiproxyServer:
             for spec in specs:
                 if spec.name not in existing:
                     host, port = spec.listen.rsplit(":", 1)
-                    check_port_free(host, int(port), f"Toxiproxy proxy {spec.name}")
+                    check_port_free(host, int(port), f"Toxiproxy proxy {spec.name}", wait_s=5.0)
                 client.ensure_proxy(spec.name, spec.listen, spec.upstream)
 
     def stop(self) -> None:
