@@ -73,6 +73,14 @@ class PgEndpoint:
             ) from exc
 
 
+def lsn_to_int(lsn: str | None) -> int | None:
+    """A pg_lsn like '1/2A0' as a byte position; None stays None."""
+    if not lsn:
+        return None
+    hi, lo = lsn.split("/")
+    return (int(hi, 16) << 32) + int(lo, 16)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__

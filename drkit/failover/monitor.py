@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from drkit.clients.postgres import PgEndpoint
+from drkit.clients.postgres import PgEndpoint, lsn_to_int
 from drkit.config import LAB_PROFILE, RPO_OBJECTIVE_SECONDS, TimingProfile
 from drkit.errors import ConfigError, TargetUnreachable
 
@@ -176,7 +176,7 @@ class ReplicationMonitor:
         try:
             with self.primary.connect(self._timeout()) as conn:
                 conn.execute(HEARTBEAT_DDL)
-                before = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+                before = conn.execute("SELECT pg_current_wal_lsn_int()::text").fetchone()
                 seq = conn.execute(
                     "INSERT INTO drkit_heartbeat DEFAULT VALUES RETURNING seq"
                 ).fetchone()
@@ -194,13 +194,13 @@ class ReplicationMonitor:
                 "INSERT/DELETE on drkit_heartbeat, or use a user that has them"
             ) from exc
         assert seq is not None and before is not None
-        return _PrimarySample(lsn=_lsn(before[0]), seq=int(seq[0]))
+        return _PrimarySample(lsn=_lsn_int(before[0]), seq=int(seq[0]))
 
     def _sample_dr(self) -> _DrSample | TargetUnreachable:
         try:
             with self.dr.connect(self._timeout()) as conn:
                 row = conn.execute(
-                    "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, "
+                    "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn_int()::text, "
                     "CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END, "
                     "(SELECT status FROM pg_stat_wal_receiver), "
                     "(SELECT coalesce(max(seq), 0) FROM drkit_heartbeat)"
@@ -214,7 +214,7 @@ class ReplicationMonitor:
         assert row is not None
         recovery, replay, paused, receiver, seq = row
         return _DrSample(
-            _lsn(replay) if replay else None, bool(recovery), bool(paused), receiver, int(seq)
+            _lsn_int(replay) if replay else None, bool(recovery), bool(paused), receiver, int(seq)
         )
 
     def _lag_bounds(self, dr_seq: int) -> tuple[float, float] | TargetUnreachable:
@@ -315,6 +315,7 @@ def _state(dr: _DrSample, connected: bool, lag_bytes: int) -> str:
     return "catching_up" if lag_bytes > CATCHING_UP_BYTES else "streaming"
 
 
-def _lsn(text: str) -> int:
-    hi, lo = text.split("/")
-    return (int(hi, 16) << 32) + int(lo, 16)
+def _lsn_int(text: str) -> int:
+    value = lsn_to_int(text)
+    assert value is not None
+    return value

@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from drkit.clients.postgres import lsn_to_int
 from drkit.config import LabSettings
 from drkit.errors import LabError
 from drkit.lab.postgres import (
@@ -40,13 +41,6 @@ def primary_conninfo(primary: PgCluster, standby: PgCluster, settings: LabSettin
         f"connect_timeout={p.connect_timeout_s} keepalives=1 keepalives_idle=1 "
         f"keepalives_interval=1 keepalives_count=3 tcp_user_timeout={p.tcp_user_timeout_ms}"
     )
-
-
-def lsn_to_int(lsn: str | None) -> int | None:
-    if not lsn:
-        return None
-    hi, lo = lsn.split("/")
-    return (int(hi, 16) << 32) + int(lo, 16)
 
 
 class DatabaseTier:

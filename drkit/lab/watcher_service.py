@@ -26,10 +26,10 @@ from drkit.failover.watcher import Watcher
 from drkit.faults.ledger import Ledger
 from drkit.lab.lab import Lab
 from drkit.lab.topology import other_region
+from drkit.lab.watcher_component import STATUS_FILE
 from drkit.paths import new_run_id
 from drkit.targets.lab import LabTarget
 
-STATUS_FILE = "watcher.json"
 SAMPLE_EVERY_S = 2.0
 
 

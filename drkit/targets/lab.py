@@ -102,7 +102,9 @@ class LabTarget:
         return self.lab.db_config(check_region(region))
 
     def api_url(self, region: str, source: str = PUBLIC) -> str:
-        return f"http://{ingress_address(region, source)}:{self.lab.settings.ports.api}"
+        from drkit.lab.sut import api_url
+
+        return api_url(self.lab.settings, region, source)
 
     def service_health(self, region: str) -> Health:
         url = self.api_url(region) + "/health"
