@@ -176,7 +176,7 @@ class ReplicationMonitor:
         try:
             with self.primary.connect(self._timeout()) as conn:
                 conn.execute(HEARTBEAT_DDL)
-                before = conn.execute("SELECT pg_current_wal_lsn_int()::text").fetchone()
+                before = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
                 seq = conn.execute(
                     "INSERT INTO drkit_heartbeat DEFAULT VALUES RETURNING seq"
                 ).fetchone()
@@ -200,7 +200,7 @@ class ReplicationMonitor:
         try:
             with self.dr.connect(self._timeout()) as conn:
                 row = conn.execute(
-                    "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn_int()::text, "
+                    "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, "
                     "CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END, "
                     "(SELECT status FROM pg_stat_wal_receiver), "
                     "(SELECT coalesce(max(seq), 0) FROM drkit_heartbeat)"
