@@ -11,6 +11,7 @@ import json
 import re
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,24 +60,28 @@ class Objectives:
     budget_slack_s: float = 2.0
 
 
-class DrillChecks:
+class DrillChecks(ABC):
     """The verdicts a drill records; subclasses say where the history and final read come
     from (the live lab, or a recorded history in the Then steps' self-tests)."""
 
     objectives: Objectives
     verdicts: list[Verdict]
 
+    @abstractmethod
     def ops(self) -> tuple[Op, ...]:
-        raise NotImplementedError
+        """Provided by each kind of drill."""
 
+    @abstractmethod
     def profile(self) -> TimingProfile:
-        raise NotImplementedError
+        """Provided by each kind of drill."""
 
+    @abstractmethod
     def final_read(self, region: str) -> dict[str, str]:
-        raise NotImplementedError
+        """Provided by each kind of drill."""
 
     def stop_workload(self) -> None:
         """Stop the writer and probe before a final read; nothing to stop by default."""
+        return None  # a recorded drill has no workload running
 
     def record(self, verdict: Verdict) -> Verdict:
         """Keep the verdict; a verdict that is not a pass ends the drill with its outcome."""

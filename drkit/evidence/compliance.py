@@ -121,32 +121,14 @@ class ComplianceReporter:
 
     def _rto(self, result: FailoverResult, verdict: Verdict | None) -> dict[str, Any]:
         if verdict is not None:
-            value = float(verdict.value) if verdict.value is not None else None
-            return _analysis(
-                self.rto_s,
-                value,
-                verdict.valid is True,
-                "measured",
-                verdict=verdict.valid,
-                reason=verdict.reason,
-                error_bar_s=verdict.error_bar,
-            )
+            return _measured(self.rto_s, verdict)
         seconds = result.rto_minutes * 60 if result.success else None
         passed = result.success and seconds is not None and seconds < self.rto_s
         return _analysis(self.rto_s, seconds, passed, "estimate (orchestrator wall time)")
 
     def _rpo(self, result: FailoverResult, verdict: Verdict | None) -> dict[str, Any]:
         if verdict is not None:
-            value = float(verdict.value) if verdict.value is not None else None
-            return _analysis(
-                self.rpo_s,
-                value,
-                verdict.valid is True,
-                "measured",
-                verdict=verdict.valid,
-                reason=verdict.reason,
-                error_bar_s=verdict.error_bar,
-            )
+            return _measured(self.rpo_s, verdict)
         seconds = result.data_loss_minutes * 60
         if not math.isfinite(seconds):
             return _analysis(self.rpo_s, None, False, "not measured (no replication sample)")
@@ -182,6 +164,20 @@ class ComplianceReporter:
             f"minutes and the recovery point objective of {self.rpo_s / 60:g} minutes, with "
             f"figures {basis}. Records of the test are preserved under SEC Rule 17a-4."
         )
+
+
+def _measured(target_s: float, verdict: Verdict) -> dict[str, Any]:
+    """An objective's analysis from a drill's measured verdict (its value in seconds)."""
+    value = float(verdict.value) if verdict.value is not None else None
+    return _analysis(
+        target_s,
+        value,
+        verdict.valid is True,
+        "measured",
+        verdict=verdict.valid,
+        reason=verdict.reason,
+        error_bar_s=verdict.error_bar,
+    )
 
 
 def _failures(result: FailoverResult, *analyses: dict[str, Any]) -> list[str]:

@@ -63,6 +63,17 @@ class _LabFault:
         return {"state": self.state, "port_base": self.port_base}
 
 
+class _RegionFault(_LabFault):
+    """A fault on one region's database, rebuilt from its region alone."""
+
+    def __init__(self, state: str, port_base: int, region: str) -> None:
+        super().__init__(state, port_base)
+        self.region = check_region(region)
+
+    def params(self) -> dict[str, Any]:
+        return {**self._base_params(), "region": self.region}
+
+
 @register_fault
 class ProxyToxic(_LabFault):
     """A Toxiproxy toxic on one path: latency, bandwidth, timeout, reset_peer, slicer, ..."""
@@ -238,19 +249,12 @@ class SecurityGroupBlock(_LabFault):
 
 
 @register_fault
-class PrimaryCrash(_LabFault):
+class PrimaryCrash(_RegionFault):
     """The region's PostgreSQL is killed (SIGKILL to the postmaster and its children: no
     checkpoint, no goodbye); the heal starts it again through crash recovery (fencing, if any,
     still holds)."""
 
     kind = "lab.primary_crash"
-
-    def __init__(self, state: str, port_base: int, region: str) -> None:
-        super().__init__(state, port_base)
-        self.region = check_region(region)
-
-    def params(self) -> dict[str, Any]:
-        return {**self._base_params(), "region": self.region}
 
     def describe(self) -> str:
         return f"{self.region} database crashed (SIGKILL)"
@@ -269,17 +273,10 @@ class PrimaryCrash(_LabFault):
 
 
 @register_fault
-class ReplayPause(_LabFault):
+class ReplayPause(_RegionFault):
     """WAL replay paused on a standby: it keeps receiving, and applies nothing."""
 
     kind = "lab.replay_pause"
-
-    def __init__(self, state: str, port_base: int, region: str) -> None:
-        super().__init__(state, port_base)
-        self.region = check_region(region)
-
-    def params(self) -> dict[str, Any]:
-        return {**self._base_params(), "region": self.region}
 
     def describe(self) -> str:
         return f"WAL replay paused on {self.region}"
