@@ -1,9 +1,5 @@
 """Registers drkit's step and fixture modules with pytest (steps/, fixtures/)."""
 
-pytest_plugins: list[str] = [
-    "pytester",
-    "fixtures.plugin",
-    "fixtures.drill",
-    "steps.lab",
-    "steps.measure",
-]
+from steps import STEP_MODULES
+
+pytest_plugins: list[str] = ["pytester", "fixtures.plugin", "fixtures.drill", *STEP_MODULES]

@@ -2,4 +2,9 @@
 
 from pytest_bdd import scenarios
 
-scenarios("region_outage.feature", "rpo_breach.feature")
+scenarios(
+    "region_outage.feature",
+    "rpo_breach.feature",
+    "replication_lag.feature",
+    "partial_consistency.feature",
+)

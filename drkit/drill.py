@@ -7,7 +7,9 @@ does not take makes it `not_exercised`, a breached objective `fail`, missing dat
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import re
 import sys
 import time
@@ -21,11 +23,12 @@ from drkit.config import LAB_PROFILE, RPO_OBJECTIVE_SECONDS, RTO_OBJECTIVE_SECON
 from drkit.failover.monitor import ReplicationMonitor
 from drkit.failover.orchestrator import FailoverOrchestrator
 from drkit.failover.result import FailoverResult
-from drkit.failover.verifier import DRVerifier
+from drkit.failover.verifier import DRVerifier, finite_or_none
 from drkit.faults.base import Fault
 from drkit.faults.journal import FaultRecord
 from drkit.faults.ledger import Ledger
 from drkit.lab.lab import Lab
+from drkit.measure import observations as observed
 from drkit.measure.budget import Budget, check_budget
 from drkit.measure.clients import Probe, Writer, content_hash
 from drkit.measure.history import History, Op
@@ -112,6 +115,28 @@ class DrillChecks(ABC):
         final = self.final_read(surviving_region)
         return self.record(check_rpo(self.ops(), final, objective=self.objectives.rpo_s))
 
+    # -- observed verdicts: replication, alarms, pre-flights, drift ------------------------
+    def check_lag_rose(self) -> Verdict:
+        """Above the timing profile's lag-alarm threshold."""
+        return self.record(
+            observed.check_lag_rose(self.ops(), self.profile().lag_alarm_threshold_s)
+        )
+
+    def check_alarm_fired(self) -> Verdict:
+        return self.record(observed.check_alarm_fired(self.ops()))
+
+    def check_lag_recovered(self, below_s: float) -> Verdict:
+        return self.record(observed.check_lag_recovered(self.ops(), below_s))
+
+    def check_preflight_refused(self, because: str) -> Verdict:
+        return self.record(observed.check_preflight_refused(self.ops(), because))
+
+    def check_preflight_ready(self) -> Verdict:
+        return self.record(observed.check_preflight_ready(self.ops()))
+
+    def check_drift_named(self) -> Verdict:
+        return self.record(observed.check_drift_named(self.ops()))
+
     def cut_length(self) -> float | None:
         """Seconds from the first fault injected before the disaster (a link cut) to the
         disaster, both read from the history; None when either is missing."""
@@ -189,10 +214,12 @@ class Drill(DrillChecks):
     lab: Lab
     objectives: Objectives = field(default_factory=Objectives)
     verdicts: list[Verdict] = field(default_factory=list)
+    lag_threshold_s: float | None = None  # the planned pre-flight's; None: the verifier's
 
     def __post_init__(self) -> None:
-        self.target = LabTarget(self.lab)
-        slug = re.sub(r"[^A-Za-z0-9]+", "-", self.name).strip("-").lower()[:80]
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", self.name).strip("-").lower()[:72].strip("-")
+        slug += "-" + hashlib.sha256(self.name.encode()).hexdigest()[:8]  # examples differ
+        self.target = LabTarget(self.lab, metric_scope=f"{self.run_dir.name}/{slug}")
         self.history_path = self.run_dir / "histories" / f"{slug}.jsonl"
         self.history = History(self.history_path, name=self.name)
         self.ledger = Ledger(self.run_dir, state_dir=self.lab.state, history=self.history)
@@ -239,6 +266,27 @@ class Drill(DrillChecks):
             client.start()
             self._clients.append(client)
 
+    def write_bulk(self, kb: int, doc_kb: int = 8) -> int:
+        """`kb` kilobytes of acknowledged `doc_kb` KB documents through the public name, as
+        fast as the service takes them (20 a second); returns how many were acknowledged."""
+        bulk = Writer(
+            HttpTransport(port=self.lab.settings.ports.api, timeout=2.0),
+            self.target.control.resolver(),
+            self.target.public_name,
+            self.history,
+            period=0.05,
+            process="bulk",
+            payload_bytes=doc_kb * 1024,
+        )
+        wanted = -(-kb // doc_kb)
+        with bulk:
+            self.wait_for(
+                lambda: bulk.acked_count >= wanted,
+                max(10.0, wanted * 0.5),
+                f"{wanted} acknowledged {doc_kb} KB documents",
+            )
+        return bulk.acked_count
+
     def stop_workload(self) -> None:
         while self._clients:
             self._clients.pop().stop()
@@ -254,7 +302,9 @@ class Drill(DrillChecks):
         self.ledger.heal_all()
 
     # -- waiting -------------------------------------------------------------------------
-    def wait_for(self, predicate: Callable[[], bool], budget_s: float, what: str) -> float:
+    def wait_for(
+        self, predicate: Callable[[], bool], budget_s: float, what: str, interval_s: float = 0.05
+    ) -> float:
         """Wait for an event (never a fixed sleep), printing progress against the budget."""
         start = last_print = time.monotonic()
         while True:
@@ -266,7 +316,7 @@ class Drill(DrillChecks):
             if time.monotonic() - last_print >= 2.0:
                 print(f"  waiting for {what}: {elapsed:.0f}s of {budget_s:g}s", file=sys.stderr)
                 last_print = time.monotonic()
-            time.sleep(0.05)
+            time.sleep(interval_s)
 
     def run_for(self, seconds: float) -> None:
         """Let the workload run; the measured window is part of the drill's history."""
@@ -330,9 +380,73 @@ class Drill(DrillChecks):
                 self.lab.db_config("us-east-1"),
                 self.lab.db_config("us-west-2"),
                 profile=self.lab.settings.profile,
+                target=self.target,
             )
-            self._verifier = DRVerifier(monitor, target=self.target)
+            threshold = {"lag_threshold_s": self.lag_threshold_s} if self.lag_threshold_s else {}
+            self._verifier = DRVerifier(monitor, target=self.target, **threshold)
         return self._verifier
+
+    def sample_lag(self) -> dict[str, Any]:
+        """One replication sample (published to CloudWatch) and the lag alarm's state, kept."""
+        status = self.verifier().monitor.check_replication_lag()
+        sample = {
+            "lag_s": round(status.lag_seconds, 3),
+            "lag_upper_s": finite_or_none(status.lag_upper_bound_seconds or math.inf),
+            "lag_bytes": status.lag_bytes,
+            "state": status.state,
+            "alarm": self.target.lag_alarm_state("us-west-2"),
+        }
+        self.history.observe(observed.REPLICATION, "us-west-2", **sample)
+        return sample
+
+    def watch_replication(
+        self, until: Callable[[dict[str, Any]], bool], budget_s: float, what: str
+    ) -> dict[str, Any]:
+        """Sample replication every health interval until `until(sample)` holds."""
+        latest: dict[str, Any] = {}
+
+        def sampled() -> bool:
+            nonlocal latest
+            latest = self.sample_lag()
+            return until(latest)
+
+        self.wait_for(sampled, budget_s, what, interval_s=self.profile().health_interval_s)
+        return latest
+
+    def preflight(self, mode: str = "planned") -> dict[str, Any]:
+        """Run the failover pre-flight now and keep its answer in the history."""
+        health = self.verifier().run_health_checks(mode=mode)
+        status = health["status"]
+        self.history.observe(
+            observed.PREFLIGHT,
+            "us-west-2",
+            mode=health["mode"],
+            ready=health["ready"],
+            issues=health["issues"],
+            checks=health["checks"],
+            counts={k: status.get(f"{k}_count") for k in ("missing", "extra", "stale")},
+        )
+        return health
+
+    def observe_index_drift(self, region: str, mode: str) -> int:
+        """Read back how many of `region`'s vectors differ from its database, and keep it."""
+        from drkit.lab.sut import database_hashes, index_hashes
+
+        rows, vectors = database_hashes(self.lab, region), index_hashes(self.lab, region)
+        if mode == "missing":
+            count = sum(1 for i in rows if i not in vectors)
+        else:
+            count = sum(1 for i, h in rows.items() if i in vectors and vectors[i] != h)
+        self.history.observe(observed.INDEX_DRIFT, region, mode=mode, count=count)
+        return count
+
+    def reconcile_index(self, region: str) -> dict[str, Any]:
+        """Bring `region`'s index back in line with its own database; keep what it changed."""
+        from drkit.lab.sut import reconcile_index
+
+        report = reconcile_index(self.lab, region).to_json()
+        self.history.observe(observed.RECONCILIATION, report.pop("region"), **report)
+        return report
 
     def sample_replication(self) -> None:
         """A replication sample now: the last one before a failure, for the pre-flight."""

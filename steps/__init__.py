@@ -1,1 +1,8 @@
-"""Step definitions, grouped by domain; each step parses its text, calls drkit and records."""
+"""drkit's step library, grouped by domain; STEP_MODULES lists every module that registers steps."""
+
+STEP_MODULES: tuple[str, ...] = (
+    "steps.lab",
+    "steps.measure",
+    "steps.replication",
+    "steps.preflight",
+)

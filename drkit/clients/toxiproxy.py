@@ -24,6 +24,15 @@ TOXIC_TYPES = (
     "limit_data",
 )
 STREAMS = ("upstream", "downstream")
+TOXIC_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "latency": ("latency", "jitter"),  # ms
+    "bandwidth": ("rate",),  # KB/s
+    "slow_close": ("delay",),  # ms
+    "timeout": ("timeout",),  # ms; 0 holds the data forever (a blackhole)
+    "reset_peer": ("timeout",),  # ms
+    "slicer": ("average_size", "size_variation", "delay"),  # bytes, bytes, microseconds
+    "limit_data": ("bytes",),
+}
 
 
 class ToxiproxyRequestError(DrillError):

@@ -110,6 +110,7 @@ class ReplicationMonitor:
         profile: TimingProfile = LAB_PROFILE,
         rpo_objective_seconds: float = RPO_OBJECTIVE_SECONDS,
         consistency: ConsistencyCheck | None = None,
+        target: Any = None,
     ) -> None:
         self.primary = PgEndpoint.from_config("primary", primary_config)
         self.dr = PgEndpoint.from_config("DR", dr_config)
@@ -120,7 +121,7 @@ class ReplicationMonitor:
         self.consistency = consistency or self._target_consistency
         self.last_status: ReplicationStatus | None = None
         self.last_publish_error: str | None = None
-        self._target: Any = None
+        self._target: Any = target  # None: the active target, found on first use
         self._last_proven_lag: tuple[float, float] | None = None  # (lag, monotonic time)
 
     def _active_target(self) -> Any:

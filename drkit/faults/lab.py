@@ -10,7 +10,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from drkit.clients.toxiproxy import STREAMS, TOXIC_TYPES, Toxic
+from drkit.clients.toxiproxy import STREAMS, TOXIC_ATTRIBUTES, TOXIC_TYPES, Toxic
 from drkit.config import LabPorts, LabSettings
 from drkit.errors import ConfigError
 from drkit.faults.base import register_fault
@@ -20,6 +20,7 @@ from drkit.lab.topology import (
     REGIONS,
     SERVICES,
     SOURCES,
+    check_proxy,
     check_region,
     check_source,
     proxy_name,
@@ -50,7 +51,12 @@ def check_toxic(toxic_type: str, stream: str, toxicity: float, attributes: dict[
     if not 0.0 < toxicity <= 1.0:
         raise ConfigError(f"toxicity {toxicity!r} is out of range; use a share in (0, 1]")
     for key, value in attributes.items():
-        if not isinstance(value, int) or value < 0:
+        if key not in TOXIC_ATTRIBUTES[toxic_type]:
+            raise ConfigError(
+                f"{toxic_type} has no attribute {key!r}; it takes "
+                f"{', '.join(TOXIC_ATTRIBUTES[toxic_type])}"
+            )
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"{toxic_type} {key}={value!r} must be a whole number >= 0")
 
 
@@ -92,6 +98,7 @@ class ProxyToxic(_LabFault):
         attributes: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(state, port_base)
+        check_proxy(proxy)
         self.attributes = dict(attributes or {})
         check_toxic(toxic_type, stream, toxicity, self.attributes)
         self.proxy, self.name, self.toxic_type = proxy, name, toxic_type
@@ -142,7 +149,7 @@ class LinkCut(_LabFault):
 
     def __init__(self, state: str, port_base: int, proxy: str) -> None:
         super().__init__(state, port_base)
-        self.proxy = proxy
+        self.proxy = check_proxy(proxy)
         self.toxics = [
             Toxic(f"drill-cut-{stream}", "timeout", stream, 1.0, {"timeout": 0})
             for stream in STREAMS

@@ -57,6 +57,26 @@ def proxy_name(region: str, service: str, source: str) -> str:
     return f"{check_region(region)}.{service}.from-{check_source(source)}"
 
 
+def proxy_names() -> tuple[str, ...]:
+    """Every path's proxy name, `<region>.<service>.from-<source>`."""
+    return tuple(
+        proxy_name(region, service, source)
+        for region in REGIONS
+        for service in SERVICES
+        for source in SOURCES
+    )
+
+
+def check_proxy(name: str) -> str:
+    if name not in proxy_names():
+        raise ConfigError(
+            f"unknown path {name!r}; paths are named <region>.<service>.from-<source> with "
+            f"region {' or '.join(REGIONS)}, service {', '.join(SERVICES)} and source "
+            f"{', '.join(SOURCES)}, e.g. us-east-1.db.from-us-west-2 (the replication link)"
+        )
+    return name
+
+
 @dataclass(frozen=True)
 class ProxySpec:
     name: str

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from drkit.measure.clients import content_hash
-from drkit.measure.history import NEMESIS_PROCESS, RECOVERY_PROCESS, Kind, Op, OpType
+from drkit.measure.history import (
+    NEMESIS_PROCESS,
+    OBSERVER_PROCESS,
+    RECOVERY_PROCESS,
+    Kind,
+    Op,
+    OpType,
+)
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,13 @@ class HistoryBuilder:
     def phase(self, name: str, at: float) -> HistoryBuilder:
         """The end of a recovery phase (detection, decision, fencing, promotion, dns_switch)."""
         self._add(at, RECOVERY_PROCESS, "ok", "recovery", {"phase": name})
+        return self
+
+    def observe(
+        self, check: str, at: float, *, region: str | None = None, **value: Any
+    ) -> HistoryBuilder:
+        """An observation (replication sample, pre-flight result, read-back) at ``at``."""
+        self._add(at, OBSERVER_PROCESS, "ok", "health", {"check": check, **value}, region=region)
         return self
 
     def _wall(self, mono: float) -> float:

@@ -23,6 +23,7 @@ from drkit.measure.history import History, Op
 from drkit.measure.transport import DefiniteFailure, Resolver, Transport
 
 MAX_PERIOD = 0.05
+MAX_PAYLOAD_BYTES = 65_536  # a long research note; the workload models nothing larger
 
 
 def content_hash(payload: str) -> str:
@@ -123,12 +124,20 @@ class Writer(_OpenLoopClient):
         process: str = "writer",
         max_in_flight: int = 32,
         id_prefix: str | None = None,
+        payload_bytes: int = 0,
     ) -> None:
         super().__init__(history, period=period, process=process, max_in_flight=max_in_flight)
+        if not 0 <= payload_bytes <= MAX_PAYLOAD_BYTES:
+            raise ConfigError(
+                f"{process}: payload of {payload_bytes} bytes is out of range; use 0 (a short "
+                f"record) to {MAX_PAYLOAD_BYTES} bytes"
+            )
         self.transport, self.resolver, self.name = transport, resolver, name
+        self.payload_bytes = payload_bytes
         self._prefix = id_prefix or f"w{secrets.token_hex(3)}"
         self._sequence = itertools.count(1)
         self._acked: deque[str] = deque(maxlen=64)
+        self.acked_count = 0
         self._acked_lock = threading.Lock()
 
     def recent_acked(self, count: int = 1) -> list[str]:
@@ -139,6 +148,10 @@ class Writer(_OpenLoopClient):
     def _operate(self, process: str) -> None:
         doc_id = f"{self._prefix}-{next(self._sequence):07d}"
         payload = f"drkit writer document {doc_id}: settlement record for drill verification"
+        if len(payload) < self.payload_bytes:  # incompressible padding: WAL carries it all
+            payload += (
+                " " + secrets.token_hex(self.payload_bytes)[: self.payload_bytes - len(payload) - 1]
+            )
         invocation = self.history.invoke(
             process, "write", {"id": doc_id, "hash": content_hash(payload)}
         )
@@ -157,6 +170,7 @@ class Writer(_OpenLoopClient):
         )
         with self._acked_lock:
             self._acked.append(doc_id)
+            self.acked_count += 1
 
 
 Expectation = Callable[[], Sequence[str]]

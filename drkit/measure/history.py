@@ -10,6 +10,7 @@ Value conventions the checkers rely on::
     read     invoke {"query": q, "expect": [ids acked before]}  ok {"ids": [ids returned]}
     fault    invoke {"fault": text, "f": "inject"|"heal", "record": n, "disaster": bool}
     recovery ok {"phase": "detection"|"decision"|"fencing"|"promotion"|"dns_switch", ...}
+    health   ok {"check": "replication"|"preflight"|"index drift"|"reconciliation", ...}
 
 Durations always come from ``mono`` (``time.monotonic``); ``wall`` is for display and for
 matching acknowledgements with database commit times.
@@ -34,6 +35,7 @@ KINDS: frozenset[str] = frozenset(get_args(Kind))
 FORMAT = "drkit-history/1"
 RECOVERY_PROCESS = "recovery"
 NEMESIS_PROCESS = "nemesis"
+OBSERVER_PROCESS = "observer"
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,12 @@ class History:
         """Mark the end of a recovery phase (detection, decision, fencing, ...) now."""
         return self._record(
             RECOVERY_PROCESS, "ok", "recovery", {"phase": phase, **detail}, None, None
+        )
+
+    def observe(self, check: str, region: str | None = None, **value: Any) -> Op:
+        """Record what an observer (the monitor, the pre-flight, a read-back) saw now."""
+        return self._record(
+            OBSERVER_PROCESS, "ok", "health", {"check": check, **value}, region, None
         )
 
     def append(self, op: Op) -> Op:

@@ -78,8 +78,12 @@ class LabTarget:
 
     name = "lab"
 
-    def __init__(self, lab: Lab | None = None) -> None:
+    def __init__(self, lab: Lab | None = None, *, metric_scope: str | None = None) -> None:
+        """`metric_scope` adds a `Drill` dimension to the published replication metrics and
+        the lag alarm, so one drill's alarm never sees another's datapoints (CloudWatch keeps
+        metric data; only alarms can be deleted)."""
         self.lab = lab or Lab()
+        self.metric_scope = metric_scope
         self.control = LabControlPlane.of(self.lab)
         self.profile: TimingProfile = self.lab.settings.profile
         self.public_name = self.control.public_record().name
@@ -155,6 +159,8 @@ class LabTarget:
         of the primary's) and keep the lag alarm that the lab evaluates."""
         cloudwatch = self.control.clients.cloudwatch(replica)
         dims: Any = [{"Name": "ReplicationPair", "Value": f"{source}->{replica}"}]
+        if self.metric_scope:
+            dims.append({"Name": "Drill", "Value": self.metric_scope[:255]})
         figures: dict[str, tuple[float, Any]] = {
             "ReplicationLagSeconds": (status.lag_seconds, "Seconds"),
             "ReplicationLagBytes": (float(status.lag_bytes), "Bytes"),

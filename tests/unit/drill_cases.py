@@ -28,7 +28,49 @@ def failover(
     return RecordedDrill(b.ops(), finals={WEST: final})
 
 
+LAG_ISSUE = "replication lag is 8.6s, over the failover threshold of 2s"
+DRIFT_ISSUE = "data consistency is 95.00% (missing {n}, extra 0, stale 0), under the 99% threshold"
+
+
+def lag_drill(
+    peak: float, *, alarm: str = "ALARM", after_heal: float = 0.0, ready_at_end: bool = True
+) -> RecordedDrill:
+    """Toxics at 0 s; samples every second rising to `peak`; the pre-flight refuses on lag;
+    heal at 10 s; samples at `after_heal`; a last pre-flight ready or not."""
+    b = HistoryBuilder()
+    b.fault("latency on the replication link", 0.0)
+    for n in range(1, 9):
+        lag = peak * n / 8
+        b.observe("replication", float(n), lag_s=lag, alarm=alarm if n == 8 else "OK")
+    b.observe("preflight", 9.0, ready=False, issues=[LAG_ISSUE], counts={})
+    b.fault("latency on the replication link", 10.0, f="heal")
+    for n in range(11, 14):
+        b.observe("replication", float(n), lag_s=after_heal, alarm="OK")
+    issues = [] if ready_at_end else [LAG_ISSUE]
+    b.observe("preflight", 14.0, ready=ready_at_end, issues=issues, counts={})
+    return RecordedDrill(b.ops())
+
+
+def drift_drill(drifted: int, reported: int, *, ready: bool = False) -> RecordedDrill:
+    """`drifted` vectors read back as missing; the pre-flight reports `reported` of them."""
+    b = HistoryBuilder()
+    b.fault("5% of us-west-2's index vectors missing", 0.0)
+    b.observe("index drift", 0.5, region=WEST, mode="missing", count=drifted)
+    issues = [] if ready else [DRIFT_ISSUE.format(n=reported)]
+    counts = {"missing": reported, "extra": 0, "stale": 0}
+    b.observe("preflight", 1.0, ready=ready, issues=issues, counts=counts)
+    return RecordedDrill(b.ops())
+
+
 CASES = {
+    "lag peaks at 3 s": lambda: lag_drill(3.0),
+    "alarm stays OK": lambda: lag_drill(8.0, alarm="OK"),
+    "lag stays after the heal": lambda: lag_drill(8.0, after_heal=4.0, ready_at_end=False),
+    "lag rises and drains": lambda: lag_drill(8.0),
+    "pre-flight ready during the lag": lambda: lag_drill(8.0, ready_at_end=True),
+    "drift miscounted": lambda: drift_drill(25, 20),
+    "drift not refused": lambda: drift_drill(25, 0, ready=True),
+    "drift named": lambda: drift_drill(25, 25),
     "slow recovery": lambda: failover(recover_at=120.0),
     "recovery over budget": lambda: failover(recover_at=10.0),
     "writes lost for 90 s": lambda: failover(recover_at=2.0, lose_from=10.0),

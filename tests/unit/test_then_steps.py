@@ -19,7 +19,9 @@ CONFTEST = """
 import pytest
 from tests.unit.drill_cases import CASES
 
-pytest_plugins = ["fixtures.plugin", "steps.lab", "steps.measure"]
+from steps import STEP_MODULES
+
+pytest_plugins = ["fixtures.plugin", *STEP_MODULES]
 
 @pytest.fixture
 def drill():
@@ -49,6 +51,40 @@ VIOLATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "    Then the RPO measured on us-west-2 is within its objective",
         "writes lost for 90 s",
         ("fail: rpo: FAIL: RPO 89.990s", "exceeds the 60s objective", "180 of 240 acknowledged"),
+    ),
+    "the replication lag rose above the alarm threshold": (
+        "Then the replication lag rose above the alarm threshold",
+        "lag peaks at 3 s",
+        ("fail: lag_rose: FAIL: replication lag peaked at 3.00s", "never rose above the 5s"),
+    ),
+    "the replication lag alarm fired": (
+        "Then the replication lag alarm fired",
+        "alarm stays OK",
+        ("fail: lag_alarm: FAIL: the replication lag alarm never fired in 11 samples",),
+    ),
+    "the replication lag fell back below {seconds:d} seconds": (
+        "Then the replication lag fell back below 2 seconds",
+        "lag stays after the heal",
+        ("fail: lag_recovered: FAIL: lag still 4.00s", "it must fall below 2s"),
+    ),
+    "the pre-flight refused because of {reason}": (
+        "Then the pre-flight refused because of replication lag",
+        "pre-flight ready during the lag",
+        ("fail: preflight_refused: FAIL: the pre-flight was ready; it must refuse on replication",),
+    ),
+    "the pre-flight was ready": (
+        "Then the pre-flight was ready",
+        "lag stays after the heal",
+        ("fail: preflight_ready: FAIL: the pre-flight refused: replication lag is 8.6s",),
+    ),
+    "the pre-flight refused and named the drifted vectors": (
+        "Then the pre-flight refused and named the drifted vectors",
+        "drift miscounted",
+        (
+            "fail: drift_named: FAIL: the pre-flight refused; it reported 20 missing vectors "
+            "against 25 drifted",
+            "do not name 'missing 25'",
+        ),
     ),
 }
 
@@ -83,7 +119,13 @@ def test_a_then_step_fails_on_a_violating_history(pytester: pytest.Pytester, pat
 PASSING = {
     "the RPO is reported as a breach of about the cut's length on {region}": (
         "link cut 40 s, writes since lost"
-    )
+    ),
+    "the replication lag rose above the alarm threshold": "lag rises and drains",
+    "the replication lag alarm fired": "lag rises and drains",
+    "the replication lag fell back below {seconds:d} seconds": "lag rises and drains",
+    "the pre-flight refused because of {reason}": "lag stays after the heal",
+    "the pre-flight was ready": "lag rises and drains",
+    "the pre-flight refused and named the drifted vectors": "drift named",
 }
 
 
@@ -98,7 +140,9 @@ def test_the_same_then_step_passes_on_a_healthy_history(
 
 
 def test_every_registered_then_step_has_a_violating_case() -> None:
-    import steps.measure  # noqa: F401 - registers the Then steps
+    from steps.__main__ import load_all
+
+    load_all()
 
     registered = {s.pattern for s in STEPS if s.keyword == "Then"}
     missing = sorted(registered - set(VIOLATIONS))

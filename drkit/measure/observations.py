@@ -1,0 +1,187 @@
+"""Verdicts on what the drill observed: replication samples, alarms, pre-flights, drift.
+
+The drill records each observation in its history as a ``health`` op (see ``History.observe``);
+these checkers judge the recorded ops only, so a hand-built history exercises them exactly as a
+live drill does, and each can fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from drkit.measure.history import Op
+from drkit.measure.ops import value_field
+from drkit.measure.verdict import Verdict
+
+REPLICATION = "replication"
+PREFLIGHT = "preflight"
+INDEX_DRIFT = "index drift"
+RECONCILIATION = "reconciliation"
+
+
+def observations(ops: Sequence[Op], check: str) -> list[Op]:
+    return [
+        op
+        for op in ops
+        if op.kind == "health" and op.type == "ok" and value_field(op.value, "check") == check
+    ]
+
+
+def _fault_moments(ops: Sequence[Op], f: str) -> list[float]:
+    return [
+        op.mono
+        for op in ops
+        if op.kind == "fault" and op.type == "ok" and value_field(op.value, "f") == f
+    ]
+
+
+def _first_fault(ops: Sequence[Op]) -> float | None:
+    moments = _fault_moments(ops, "inject")
+    return min(moments) if moments else None
+
+
+def _last_heal(ops: Sequence[Op]) -> float | None:
+    moments = _fault_moments(ops, "heal")
+    return max(moments) if moments else None
+
+
+def _lag(op: Op) -> float:
+    return float(value_field(op.value, "lag_s") or 0.0)
+
+
+def check_lag_rose(ops: Sequence[Op], threshold_s: float) -> Verdict:
+    """Some replication sample after the first fault measured a lag above ``threshold_s``."""
+    start = _first_fault(ops)
+    samples = [op for op in observations(ops, REPLICATION) if start is None or op.mono >= start]
+    if not samples:
+        return Verdict("lag_rose", False, "no replication sample was taken", None, threshold_s)
+    peak = max(samples, key=_lag)
+    since = f"{peak.mono - start:.1f}s after the fault" if start is not None else "with no fault"
+    valid = _lag(peak) > threshold_s
+    verb = "rose above" if valid else "never rose above"
+    return Verdict(
+        "lag_rose",
+        valid,
+        f"replication lag peaked at {_lag(peak):.2f}s ({since}, {len(samples)} samples); it "
+        f"{verb} the {threshold_s:g}s threshold",
+        round(_lag(peak), 3),
+        threshold_s,
+    )
+
+
+def check_alarm_fired(ops: Sequence[Op]) -> Verdict:
+    """The lag alarm was seen in ALARM; the value is seconds from the first fault to it."""
+    start = _first_fault(ops)
+    samples = observations(ops, REPLICATION)
+    fired = [op for op in samples if value_field(op.value, "alarm") == "ALARM"]
+    if not fired:
+        states = sorted({str(value_field(op.value, "alarm")) for op in samples}) or ["no sample"]
+        return Verdict(
+            "lag_alarm",
+            False,
+            f"the replication lag alarm never fired in {len(samples)} samples "
+            f"(states seen: {', '.join(states)})",
+            None,
+            None,
+        )
+    after = fired[0].mono - start if start is not None else None
+    when = f"{after:.1f}s after the first fault" if after is not None else "with no fault"
+    lag = _lag(fired[0])
+    return Verdict(
+        "lag_alarm", True, f"the lag alarm fired {when}, at a lag of {lag:.2f}s", after, None
+    )
+
+
+def check_lag_recovered(ops: Sequence[Op], below_s: float) -> Verdict:
+    """After the last heal, the lag fell below ``below_s`` and the last sample is below it."""
+    healed = _last_heal(ops)
+    if healed is None:
+        return Verdict("lag_recovered", False, "no fault was healed", None, below_s)
+    samples = [op for op in observations(ops, REPLICATION) if op.mono >= healed]
+    if not samples:
+        return Verdict(
+            "lag_recovered", False, "no replication sample after the heal", None, below_s
+        )
+    recovered = [op for op in samples if _lag(op) < below_s]
+    last = samples[-1]
+    valid = bool(recovered) and _lag(last) < below_s
+    if valid:
+        took = recovered[0].mono - healed
+        reason = (
+            f"lag fell below {below_s:g}s {took:.1f}s after the heal; last sample {_lag(last):.2f}s"
+        )
+        return Verdict("lag_recovered", True, reason, round(took, 3), below_s)
+    return Verdict(
+        "lag_recovered",
+        False,
+        f"lag still {_lag(last):.2f}s at the last sample, {last.mono - healed:.1f}s after the "
+        f"heal; it must fall below {below_s:g}s",
+        round(_lag(last), 3),
+        below_s,
+    )
+
+
+def last_preflight(ops: Sequence[Op]) -> Op | None:
+    found = observations(ops, PREFLIGHT)
+    return found[-1] if found else None
+
+
+def _issues(op: Op) -> list[str]:
+    return [str(i) for i in value_field(op.value, "issues") or []]
+
+
+def check_preflight_refused(ops: Sequence[Op], because: str) -> Verdict:
+    """The last pre-flight refused, and one of its reasons names ``because``."""
+    op = last_preflight(ops)
+    if op is None:
+        return Verdict("preflight_refused", False, "no pre-flight was run", None, None)
+    issues = _issues(op)
+    if value_field(op.value, "ready") is True:
+        return Verdict(
+            "preflight_refused", False, f"the pre-flight was ready; it must refuse on {because}"
+        )
+    named = [i for i in issues if because in i]
+    shown = "; ".join(issues) or "no reason given"
+    reason = f"the pre-flight refused: {shown}"
+    if not named:
+        reason += f"; none of its reasons is about {because}"
+    return Verdict(
+        "preflight_refused", bool(named), reason, None, None, "", None, {"issues": issues}
+    )
+
+
+def check_preflight_ready(ops: Sequence[Op]) -> Verdict:
+    """The last pre-flight was ready."""
+    op = last_preflight(ops)
+    if op is None:
+        return Verdict("preflight_ready", False, "no pre-flight was run")
+    issues = _issues(op)
+    ready = value_field(op.value, "ready") is True and not issues
+    reason = "the pre-flight was ready" if ready else "the pre-flight refused: " + "; ".join(issues)
+    return Verdict("preflight_ready", ready, reason, None, None, "", None, {"issues": issues})
+
+
+def check_drift_named(ops: Sequence[Op]) -> Verdict:
+    """The last pre-flight refused and reported the very count of drifted vectors that the
+    drift's read-back measured (missing, or stale)."""
+    drift = observations(ops, INDEX_DRIFT)
+    op = last_preflight(ops)
+    if not drift:
+        return Verdict("drift_named", False, "no index drift was observed")
+    if op is None:
+        return Verdict("drift_named", False, "no pre-flight was run")
+    mode = str(value_field(drift[-1].value, "mode"))
+    expected = int(value_field(drift[-1].value, "count") or 0)
+    counts: dict[str, Any] = value_field(op.value, "counts") or {}
+    reported = counts.get(mode)
+    ready = value_field(op.value, "ready") is True
+    text = " ".join(_issues(op))
+    named = f"{mode} {expected}" in text
+    valid = not ready and reported == expected and named
+    reason = (
+        f"the pre-flight {'was ready' if ready else 'refused'}; it reported {reported} {mode} "
+        f"vectors against {expected} drifted"
+        + ("" if named else f"; its reasons do not name '{mode} {expected}'")
+    )
+    return Verdict("drift_named", valid, reason, reported, expected, "vectors", None, counts)

@@ -1,0 +1,149 @@
+"""Steps for the cross-region link: toxics on any path, watching replication lag and its alarm."""
+
+from __future__ import annotations
+
+from pytest_bdd import parsers
+
+from drkit.drill import Drill
+from drkit.errors import ConfigError
+from drkit.faults.lab import ProxyToxic, lab_params
+from drkit.lab.topology import check_region, replication_link
+from steps.registry import then, when
+
+MAX_WATCH_S = 600
+
+
+def _link(drill: Drill, primary: str, standby: str) -> str:
+    ports = drill.lab.settings.ports
+    return replication_link(check_region(primary), check_region(standby), ports.postgres).name
+
+
+def _toxic(drill: Drill, proxy: str, toxic: str, stream: str, attributes: dict[str, int]) -> None:
+    name = f"drill-{toxic}-{stream}"
+    drill.inject(
+        ProxyToxic(
+            **lab_params(drill.lab),
+            proxy=proxy,
+            name=name,
+            toxic_type=toxic,
+            stream=stream,
+            attributes=attributes,
+        )
+    )
+
+
+@when(
+    parsers.parse(
+        "the replication link from {primary} to {standby} gets {latency:d} ms of latency "
+        "with {jitter:d} ms of jitter"
+    ),
+    example="When the replication link from us-east-1 to us-west-2 gets 300 ms of latency "
+    "with 50 ms of jitter",
+)
+def replication_latency(
+    drill: Drill, primary: str, standby: str, latency: int, jitter: int
+) -> None:
+    """A latency toxic on the WAL stream (the primary's answers to the standby)."""
+    _toxic(
+        drill, _link(drill, primary, standby), "latency", "downstream",
+        {"latency": latency, "jitter": jitter},
+    )  # fmt: skip
+
+
+@when(
+    parsers.parse("the replication link from {primary} to {standby} is limited to {rate:d} KB/s"),
+    example="When the replication link from us-east-1 to us-west-2 is limited to 32 KB/s",
+)
+def replication_bandwidth(drill: Drill, primary: str, standby: str, rate: int) -> None:
+    """A bandwidth toxic on the WAL stream: at most `rate` kilobytes a second pass."""
+    if rate <= 0:
+        raise ConfigError(f"bandwidth {rate} KB/s: use a positive rate (a cut is its own step)")
+    _toxic(drill, _link(drill, primary, standby), "bandwidth", "downstream", {"rate": rate})
+
+
+@when(
+    parsers.re(
+        r"the path (?P<proxy>\S+) gets a (?P<toxic>\w+) toxic on its (?P<stream>\w+) stream "
+        r"with (?P<attributes>.+)"
+    ),
+    example="When the path us-east-1.api.from-public gets a latency toxic on its downstream "
+    "stream with latency=200, jitter=20",
+)
+def any_toxic(drill: Drill, proxy: str, toxic: str, stream: str, attributes: str) -> None:
+    """Any Toxiproxy toxic on any path (`<region>.<service>.from-<source>`), attributes as
+    `name=value` pairs; the path, toxic, stream and attributes are checked before injection."""
+    parsed: dict[str, int] = {}
+    for pair in attributes.split(","):
+        key, sep, value = pair.strip().partition("=")
+        if not sep or not value.strip().lstrip("-").isdigit():
+            raise ConfigError(
+                f"toxic attribute {pair.strip()!r}: write name=whole number, e.g. latency=200"
+            )
+        parsed[key.strip()] = int(value)
+    _toxic(drill, proxy, toxic, stream, parsed)
+
+
+@when(
+    parsers.parse("{kb:d} KB of documents are written through the public name"),
+    example="When 256 KB of documents are written through the public name",
+)
+def bulk_write(drill: Drill, kb: int) -> None:
+    """A burst of 8 KB documents, acknowledged by the service, recorded like any write."""
+    if not 0 < kb <= 65_536:
+        raise ConfigError(f"{kb} KB of documents: use 1 to 65536 KB")
+    drill.write_bulk(kb)
+
+
+@when(
+    parsers.parse(
+        "the replication lag is watched until its alarm fires, for up to {seconds:d} seconds"
+    ),
+    example="When the replication lag is watched until its alarm fires, for up to 40 seconds",
+)
+def watch_until_alarm(drill: Drill, seconds: int) -> None:
+    """Sample replication every health interval (each sample published to CloudWatch) until
+    the lag alarm is in ALARM; running out of budget is not a failure here, the Then is."""
+    _watch(drill, seconds, lambda s: s["alarm"] == "ALARM", "the replication lag alarm")
+
+
+@when(
+    parsers.parse("the replication lag is watched until it drains, for up to {seconds:d} seconds"),
+    example="When the replication lag is watched until it drains, for up to 30 seconds",
+)
+def watch_until_drained(drill: Drill, seconds: int) -> None:
+    """Sample replication until the standby has replayed everything (no lag in bytes)."""
+    _watch(drill, seconds, lambda s: s["lag_bytes"] == 0 and s["lag_s"] == 0, "the lag to drain")
+
+
+def _watch(drill: Drill, seconds: int, until: object, what: str) -> None:
+    if not 0 < seconds <= MAX_WATCH_S:
+        raise ConfigError(f"watching for {seconds} seconds: use 1 to {MAX_WATCH_S} seconds")
+    try:
+        drill.watch_replication(until, float(seconds), what)  # type: ignore[arg-type]
+    except TimeoutError as exc:
+        print(f"  {exc}; the samples are in the history for the Then steps")
+
+
+@then(
+    "the replication lag rose above the alarm threshold",
+    example="Then the replication lag rose above the alarm threshold",
+)
+def lag_rose(drill: Drill) -> None:
+    """Some sample after the first fault measured a lag above the timing profile's alarm
+    threshold (5 s in the lab)."""
+    drill.check_lag_rose()
+
+
+@then("the replication lag alarm fired", example="Then the replication lag alarm fired")
+def alarm_fired(drill: Drill) -> None:
+    """The CloudWatch alarm on the published lag was seen in ALARM (the evaluator's verdict)."""
+    drill.check_alarm_fired()
+
+
+@then(
+    parsers.parse("the replication lag fell back below {seconds:d} seconds"),
+    example="Then the replication lag fell back below 2 seconds",
+)
+def lag_recovered(drill: Drill, seconds: int) -> None:
+    """After the last heal, the lag fell below the bound and stayed below it to the last sample."""
+    drill.check_lag_recovered(float(seconds))
