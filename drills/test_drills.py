@@ -7,4 +7,5 @@ scenarios(
     "rpo_breach.feature",
     "replication_lag.feature",
     "partial_consistency.feature",
+    "split_brain.feature",
 )

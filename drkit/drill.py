@@ -28,6 +28,7 @@ from drkit.faults.base import Fault
 from drkit.faults.journal import FaultRecord
 from drkit.faults.ledger import Ledger
 from drkit.lab.lab import Lab
+from drkit.measure import fencing
 from drkit.measure import observations as observed
 from drkit.measure.budget import Budget, check_budget
 from drkit.measure.clients import Probe, Writer, content_hash
@@ -136,6 +137,16 @@ class DrillChecks(ABC):
 
     def check_drift_named(self) -> Verdict:
         return self.record(observed.check_drift_named(self.ops()))
+
+    # -- split brain ---------------------------------------------------------------------
+    def check_direct_writes_refused(self, region: str) -> Verdict:
+        return self.record(fencing.check_direct_writes_refused(self.ops(), region))
+
+    def check_no_writes_outside(self, primary: str) -> Verdict:
+        from drkit.lab.topology import REGIONS
+
+        finals = {region: self.final_read(region) for region in REGIONS}
+        return self.record(fencing.check_no_writes_outside(self.ops(), finals, primary))
 
     def cut_length(self) -> float | None:
         """Seconds from the first fault injected before the disaster (a link cut) to the
@@ -286,6 +297,25 @@ class Drill(DrillChecks):
                 f"{wanted} acknowledged {doc_kb} KB documents",
             )
         return bulk.acked_count
+
+    def write_directly(self, region: str, seconds: float) -> int:
+        """Writes sent straight to `region`'s service (its public address, no DNS) for
+        `seconds`, recorded under the process `direct:<region>`; returns the attempts."""
+        from drkit.lab.topology import PUBLIC, ingress_address
+        from drkit.measure.transport import StaticResolver
+
+        name = self.target.public_name
+        direct = Writer(
+            HttpTransport(port=self.lab.settings.ports.api, timeout=0.5),
+            StaticResolver({name: ingress_address(region, PUBLIC)}),
+            name,
+            self.history,
+            period=0.05,
+            process=fencing.direct_process(region),
+        )
+        with direct:
+            self.run_for(seconds)
+        return sum(1 for op in self.history.ops if op.process.startswith(direct.process))
 
     def stop_workload(self) -> None:
         while self._clients:
@@ -452,10 +482,11 @@ class Drill(DrillChecks):
         """A replication sample now: the last one before a failure, for the pre-flight."""
         self.verifier().run_health_checks()
 
-    def operator_failover(self, reason: str, *, force: bool) -> FailoverResult:
+    def operator_failover(self, reason: str, *, force: bool, fence: bool = True) -> FailoverResult:
         """A failover run by hand as a runbook step; its recovery actions go to this ledger."""
+        self.history.recovery("detection", source="operator")  # the operator has decided
         orchestrator = FailoverOrchestrator(self.verifier(), ledger=self.ledger)
-        result = orchestrator.execute_failover(reason, force=force, mode="unplanned")
+        result = orchestrator.execute_failover(reason, force=force, mode="unplanned", fence=fence)
         if not result.success:
             raise TimeoutError(f"the failover did not complete: {'; '.join(result.errors)}")
         return result

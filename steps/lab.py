@@ -134,3 +134,34 @@ def writes_continue(drill: Drill, seconds: int) -> None:
 def faults_heal(drill: Drill) -> None:
     """Heal every open fault, newest first, each read back."""
     drill.heal_all()
+
+
+@given("the watcher is off", example="Given the watcher is off")
+def watcher_off(drill: Drill) -> None:
+    """No failover automation: recovery waits for an operator (a negative control's setting)."""
+    drill.lab.watcher.stop()
+    if drill.lab.watcher.pid() is not None:  # read back: no watcher process remains
+        raise ConfigError(f"the watcher did not stop (pid {drill.lab.watcher.pid()})")
+
+
+@when(
+    parsers.parse("the operator forces a failover to {region} without fencing {old}"),
+    example="When the operator forces a failover to us-west-2 without fencing us-east-1",
+)
+def unfenced_failover(drill: Drill, region: str, old: str) -> None:
+    """Negative controls only: a failover that leaves the old region's service unfenced."""
+    if check_region(region) != "us-west-2" or check_region(old) != "us-east-1":
+        raise ConfigError(f"failover to {region} from {old}: the lab fails over to us-west-2")
+    drill.operator_failover("negative control: failover without fencing", force=True, fence=False)
+
+
+@when(
+    parsers.parse("writes are sent straight to {region}'s service for {seconds:d} seconds"),
+    example="When writes are sent straight to us-east-1's service for 2 seconds",
+)
+def direct_writes(drill: Drill, region: str, seconds: int) -> None:
+    """20 writes a second to the region's own address, past DNS: what a client with a stale
+    answer, or a job configured with the old endpoint, would send."""
+    if not 0 < seconds <= 600:
+        raise ConfigError(f"writes for {seconds} seconds: use 1 to 600 seconds")
+    drill.write_directly(check_region(region), float(seconds))

@@ -43,3 +43,22 @@ def rpo_breach_reported(drill: Drill, region: str) -> None:
     link cut's length (cut to disaster, +-1.5 s), with the lost writes listed."""
     drill.stop_workload()
     drill.check_rpo_breach(check_region(region), slack_s=1.5)
+
+
+@then(
+    parsers.parse("no write sent straight to {region} was acknowledged"),
+    example="Then no write sent straight to us-east-1 was acknowledged",
+)
+def fencing_held(drill: Drill, region: str) -> None:
+    """Fencing held: the old region's service refused every direct write (and some were sent)."""
+    drill.check_direct_writes_refused(check_region(region))
+
+
+@then(
+    parsers.parse("no acknowledged write exists outside {region}'s database"),
+    example="Then no acknowledged write exists outside us-west-2's database",
+)
+def no_split_brain(drill: Drill, region: str) -> None:
+    """Every acknowledged write found in any region's database is also in `region`'s."""
+    drill.stop_workload()
+    drill.check_no_writes_outside(check_region(region))

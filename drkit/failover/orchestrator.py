@@ -92,15 +92,17 @@ class FailoverOrchestrator:
         return self.verifier.target  # type: ignore[return-value]
 
     def execute_failover(
-        self, reason: str, *, force: bool = False, mode: str | None = None
+        self, reason: str, *, force: bool = False, mode: str | None = None, fence: bool = True
     ) -> FailoverResult:
+        """`fence=False` skips fencing the old region: only for negative controls, which must
+        show that without it an old primary acknowledges writes after a heal."""
         if not isinstance(reason, str) or not reason.strip():
             raise ConfigError(
                 "execute_failover needs a reason, e.g. 'Hard drive failure in "
                 "US-EAST-1'; it is recorded in the ledger and the report"
             )
         if self.ledger is not None:
-            return self._run(reason, force, self.ledger, mode)
+            return self._run(reason, force, self.ledger, mode, fence)
         run_id = paths.new_run_id()
         run_dir = paths.runs_dir() / run_id
         # A ledger of recovery actions only: a failover is what a run with open faults needs,
@@ -108,9 +110,11 @@ class FailoverOrchestrator:
         with Ledger(
             run_dir, run_id=run_id, state_dir=run_dir / "state", handle_signals=False
         ) as ledger:
-            return self._run(reason, force, ledger, mode)
+            return self._run(reason, force, ledger, mode, fence)
 
-    def _run(self, reason: str, force: bool, ledger: Ledger, mode: str | None) -> FailoverResult:
+    def _run(
+        self, reason: str, force: bool, ledger: Ledger, mode: str | None, fence: bool = True
+    ) -> FailoverResult:
         clock = _Clock()
         monitor = self.verifier.monitor
         source = self.target.region_of_db(monitor.primary_config)
@@ -128,7 +132,10 @@ class FailoverOrchestrator:
                     raise PhaseFailed("pre-flight refused: " + "; ".join(health["issues"]))
                 if not health["ready"]:
                     errors.append("forced past a failed pre-flight: " + "; ".join(health["issues"]))
-            self._recover(clock, ledger, "fencing", lambda: self.target.fence(source))
+            if fence:
+                self._recover(clock, ledger, "fencing", lambda: self.target.fence(source))
+            else:
+                errors.append(f"{source} was not fenced (a negative control's choice)")
             self._recover(clock, ledger, "promotion", lambda: self.target.promote(destination))
             self._recover(clock, ledger, "dns switch", lambda: self.target.switch_dns(destination))
             with clock.phase("propagation wait") as note:
@@ -172,7 +179,8 @@ class FailoverOrchestrator:
     ) -> FailoverResult:
         measured = health.get("replication_lag_seconds")
         lag = float(measured) if measured is not None else math.nan  # never a made-up 0
-        success = all(p.ok for p in clock.phases) and len(clock.phases) == 6
+        phases = 6 if any(p.name == "fencing" for p in clock.phases) else 5
+        success = all(p.ok for p in clock.phases) and len(clock.phases) == phases
         result = FailoverResult(
             success=success,
             rto_minutes=clock.elapsed_minutes(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from drkit.drill import RecordedDrill
 from drkit.measure.builder import HistoryBuilder, payload_hash
 
@@ -62,7 +64,24 @@ def drift_drill(drifted: int, reported: int, *, ready: bool = False) -> Recorded
     return RecordedDrill(b.ops())
 
 
+def after_failover(*, direct: str, leaked: int = 0) -> RecordedDrill:
+    """A failover at 100 s, the heal at 110 s, then 40 writes straight to us-east-1 with
+    outcome `direct`; `leaked` of them are found only in us-east-1's database."""
+    drill = failover(recover_at=2.0)
+    b = HistoryBuilder()
+    sent = [f"d{n}" for n in range(40)]
+    b.writes(sent, 110.0, PERIOD, region=EAST, result=direct, process="direct:us-east-1-0")
+    west = dict(drill.finals[WEST])
+    east = {doc: h for doc, h in west.items() if doc.startswith("e")}
+    east.update({doc: payload_hash(doc) for doc in sent[:leaked]})
+    merged = sorted((*drill.recorded, *b.ops()), key=lambda op: op.mono)
+    ops = tuple(replace(op, index=i) for i, op in enumerate(merged))  # one history, one index
+    return RecordedDrill(ops, finals={WEST: west, EAST: east})
+
+
 CASES = {
+    "old region acknowledges direct writes": lambda: after_failover(direct="ok", leaked=40),
+    "fenced old region": lambda: after_failover(direct="fail"),
     "lag peaks at 3 s": lambda: lag_drill(3.0),
     "alarm stays OK": lambda: lag_drill(8.0, alarm="OK"),
     "lag stays after the heal": lambda: lag_drill(8.0, after_heal=4.0, ready_at_end=False),

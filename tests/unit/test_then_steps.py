@@ -86,6 +86,19 @@ VIOLATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
             "do not name 'missing 25'",
         ),
     ),
+    "no write sent straight to {region} was acknowledged": (
+        "Then no write sent straight to us-east-1 was acknowledged",
+        "old region acknowledges direct writes",
+        (
+            "fail: fencing: FAIL: 40 of 40 writes sent straight to us-east-1 were acknowledged",
+            "split brain",
+        ),
+    ),
+    "no acknowledged write exists outside {region}'s database": (
+        "Then no acknowledged write exists outside us-west-2's database",
+        "old region acknowledges direct writes",
+        ("fail: writes_outside_primary: FAIL: 40 of", "40 only in us-east-1"),
+    ),
 }
 
 
@@ -126,6 +139,8 @@ PASSING = {
     "the pre-flight refused because of {reason}": "lag stays after the heal",
     "the pre-flight was ready": "lag rises and drains",
     "the pre-flight refused and named the drifted vectors": "drift named",
+    "no write sent straight to {region} was acknowledged": "fenced old region",
+    "no acknowledged write exists outside {region}'s database": "fenced old region",
 }
 
 
