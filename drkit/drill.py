@@ -251,7 +251,16 @@ class Drill(DrillChecks):
             try:
                 self.ledger.__exit__(*exc)
             finally:
+                self._mark_interruption(exc[1])
                 self.history.close()
+
+    def _mark_interruption(self, exc: BaseException | None) -> None:
+        """An interrupted drill's partial history says so, after its heals, as its last op."""
+        by = getattr(self.ledger, "interrupted_by", None)
+        if by is None and isinstance(exc, KeyboardInterrupt):
+            by = type(exc).__name__
+        if by is not None:
+            self.history.observe("interrupted", None, by=by, faults_healed=True)
 
     # -- workload ------------------------------------------------------------------------
     def start_workload(self) -> None:

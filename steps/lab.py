@@ -6,8 +6,15 @@ from pytest_bdd import parsers
 
 from drkit.drill import Drill
 from drkit.errors import ConfigError
-from drkit.faults.lab import LinkCut, PrimaryCrash, SecurityGroupBlock, lab_params
-from drkit.lab.topology import check_region, replication_link
+from drkit.faults.lab import (
+    LinkCut,
+    PrimaryCrash,
+    ReplayPause,
+    SecurityGroupBlock,
+    check_service,
+    lab_params,
+)
+from drkit.lab.topology import check_region, check_source, replication_link
 from steps.registry import given, when
 
 
@@ -165,3 +172,28 @@ def direct_writes(drill: Drill, region: str, seconds: int) -> None:
     if not 0 < seconds <= 600:
         raise ConfigError(f"writes for {seconds} seconds: use 1 to 600 seconds")
     drill.write_directly(check_region(region), float(seconds))
+
+
+@when(
+    parsers.parse("{region}'s security group stops admitting {service} traffic from {source}"),
+    example="When us-west-2's security group stops admitting api traffic from public",
+)
+def security_group_port_block(drill: Drill, region: str, service: str, source: str) -> None:
+    """One ingress rule revoked (one service's port from one source), not the disaster."""
+    drill.inject(
+        SecurityGroupBlock(
+            **lab_params(drill.lab),
+            region=check_region(region),
+            services=[check_service(service)],
+            sources=[check_source(source)],
+        )
+    )
+
+
+@when(
+    parsers.parse("WAL replay is paused on {region}"),
+    example="When WAL replay is paused on us-west-2",
+)
+def replay_paused(drill: Drill, region: str) -> None:
+    """The standby keeps receiving WAL and applies none of it (read back from the standby)."""
+    drill.inject(ReplayPause(**lab_params(drill.lab), region=check_region(region)))

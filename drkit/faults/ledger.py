@@ -158,6 +158,7 @@ class Ledger:
             self._next_id = read_ledger(self.path).next_id
         self._journal = Journal(self.path)
         self._journal.event("run", run_id=self.run_id, **process_identity())
+        self.interrupted_by: str | None = None  # SIGINT or SIGTERM, once one arrives
         self._install_signals()
         return self
 
@@ -397,6 +398,7 @@ class Ledger:
         self._previous.clear()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.interrupted_by = self.interrupted_by or signal.Signals(signum).name
         if self._shield_depth > 0:
             self._pending = self._pending or signum
             return

@@ -25,9 +25,29 @@ def topology_drift(lab: Lab) -> list[str]:
     return problems
 
 
-def fault_traces(lab: Lab) -> list[str]:
-    """Traces a fault would leave: a toxic, a disabled proxy, a blackholed path."""
+def security_group_drift(lab: Lab) -> list[str]:
+    """Ingress rules missing from (or added to) a region's group, against the lab's seed."""
+    from drkit.lab.control_plane import LabControlPlane, current_rules, seeded_rules
+    from drkit.lab.topology import REGIONS
+
+    control = LabControlPlane.of(lab)
+    wanted = seeded_rules(control.service_ports())
     problems = []
+    for region in REGIONS:
+        current = current_rules(control.clients, region)
+        problems += [
+            f"{region} security group lacks {r.describe()}" for r in wanted if r not in current
+        ]
+        problems += [
+            f"{region} security group has extra {r.describe()}" for r in current if r not in wanted
+        ]
+    return problems
+
+
+def fault_traces(lab: Lab) -> list[str]:
+    """Traces a fault would leave: a toxic, a disabled proxy, a blackholed path, a revoked
+    security-group rule, a stopped database, a paused replay."""
+    problems = security_group_drift(lab)
     with lab.toxiproxy.client() as client:
         for proxy in client.proxies().values():
             if not proxy.enabled:
