@@ -8,4 +8,6 @@ scenarios(
     "replication_lag.feature",
     "partial_consistency.feature",
     "split_brain.feature",
+    "planned_switchover.feature",
+    "flapping.feature",
 )

@@ -15,11 +15,12 @@ import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from drkit.config import LAB_PROFILE, RPO_OBJECTIVE_SECONDS, RTO_OBJECTIVE_SECONDS, TimingProfile
+from drkit.errors import ConfigError
 from drkit.failover.monitor import ReplicationMonitor
 from drkit.failover.orchestrator import FailoverOrchestrator
 from drkit.failover.result import FailoverResult
@@ -35,7 +36,7 @@ from drkit.measure.clients import Probe, Writer, content_hash
 from drkit.measure.history import History, Op
 from drkit.measure.ops import find_disaster, value_field
 from drkit.measure.outcome import Outcome, failure_message
-from drkit.measure.rpo import check_rpo
+from drkit.measure.rpo import check_rpo, measure_rpo
 from drkit.measure.rto import check_rto
 from drkit.measure.transport import HttpTransport
 from drkit.measure.verdict import Verdict
@@ -148,6 +149,29 @@ class DrillChecks(ABC):
         finals = {region: self.final_read(region) for region in REGIONS}
         return self.record(fencing.check_no_writes_outside(self.ops(), finals, primary))
 
+    def check_blips_ridden_out(self) -> Verdict:
+        p = self.profile()
+        window = p.health_interval_s * p.failure_threshold
+        return self.record(observed.check_blips_ridden_out(self.ops(), window))
+
+    def check_no_lost_writes(self, surviving_region: str) -> Verdict:
+        """Zero acknowledged writes missing from the surviving database (a planned move)."""
+        m = measure_rpo(self.ops(), self.final_read(surviving_region))
+        shown = ", ".join(m.lost_ids[:10]) + (" ..." if len(m.lost) > 10 else "")
+        return self.record(
+            Verdict(
+                "lost_writes",
+                not m.lost and m.acknowledged > 0,
+                f"{len(m.lost)} of {m.acknowledged} acknowledged writes are missing from "
+                f"{surviving_region}" + (f": {shown}" if m.lost else ""),
+                len(m.lost),
+                0,
+                "writes",
+                None,
+                {"lost_ids": list(m.lost_ids)},
+            )
+        )
+
     def cut_length(self) -> float | None:
         """Seconds from the first fault injected before the disaster (a link cut) to the
         disaster, both read from the history; None when either is missing."""
@@ -238,6 +262,7 @@ class Drill(DrillChecks):
         self.writer: Writer | None = None
         self.disaster: FaultRecord | None = None
         self._verifier: DRVerifier | None = None
+        self.failover_phases: dict[str, float] = {}  # the failover's own timing, by phase
 
     # -- life cycle ----------------------------------------------------------------------
     def __enter__(self) -> Drill:
@@ -326,6 +351,50 @@ class Drill(DrillChecks):
             self.run_for(seconds)
         return sum(1 for op in self.history.ops if op.process.startswith(direct.process))
 
+    def quiesce_writes(self) -> int:
+        """Stop the writer (the probe goes on) and wait for its writes in flight; returns how
+        many it had acknowledged."""
+        if self.writer is None:
+            raise ConfigError("there is no writer to quiesce; start the workload first")
+        self.writer.stop()
+        self._clients.remove(self.writer)
+        return self.writer.acked_count
+
+    def resume_writes(self) -> None:
+        """A new writer (new ids) through the public name, as clients reconnect."""
+        self.writer = Writer(
+            HttpTransport(port=self.lab.settings.ports.api, timeout=0.5),
+            self.target.control.resolver(),
+            self.target.public_name,
+            self.history,
+            period=0.05,
+        )
+        self.writer.start()
+        self._clients.append(self.writer)
+
+    def blips(self, fault: Callable[[], Fault], seconds: float, times: int, gap_s: float) -> None:
+        """`times` short faults of `seconds` each, `gap_s` apart, the watcher's state sampled
+        every 0.1 s throughout (kept in the history for the Then steps)."""
+        for _ in range(times):
+            record = self.ledger.inject(fault())
+            self._sample_watcher_for(seconds)
+            self.ledger.heal(record)
+            self._sample_watcher_for(gap_s)
+
+    def _sample_watcher_for(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while True:
+            state = self.watcher_state()
+            self.history.observe(
+                observed.WATCHER,
+                None,
+                state=state.get("state"),
+                consecutive_failures=state.get("consecutive_failures"),
+            )
+            if time.monotonic() >= end:
+                return
+            time.sleep(min(0.1, max(0.0, end - time.monotonic())))
+
     def stop_workload(self) -> None:
         while self._clients:
             self._clients.pop().stop()
@@ -372,6 +441,9 @@ class Drill(DrillChecks):
         )
         state = self.watcher_state()
         self._mark_watcher_phases(state)
+        self.failover_phases = {
+            p["name"]: float(p["duration_s"]) for p in state.get("failover", {}).get("phases", [])
+        }
         return state
 
     def _mark_watcher_phases(self, state: dict[str, Any]) -> None:
@@ -491,11 +563,14 @@ class Drill(DrillChecks):
         """A replication sample now: the last one before a failure, for the pre-flight."""
         self.verifier().run_health_checks()
 
-    def operator_failover(self, reason: str, *, force: bool, fence: bool = True) -> FailoverResult:
+    def operator_failover(
+        self, reason: str, *, force: bool, fence: bool = True, mode: str = "unplanned"
+    ) -> FailoverResult:
         """A failover run by hand as a runbook step; its recovery actions go to this ledger."""
         self.history.recovery("detection", source="operator")  # the operator has decided
         orchestrator = FailoverOrchestrator(self.verifier(), ledger=self.ledger)
-        result = orchestrator.execute_failover(reason, force=force, mode="unplanned", fence=fence)
+        result = orchestrator.execute_failover(reason, force=force, mode=mode, fence=fence)
+        self.failover_phases = {p.name: p.duration_s for p in result.phases}
         if not result.success:
             raise TimeoutError(f"the failover did not complete: {'; '.join(result.errors)}")
         return result
@@ -505,7 +580,16 @@ class Drill(DrillChecks):
             "name": self.name,
             "history": str(self.history_path),
             "verdicts": [v.to_json() for v in self.verdicts],
+            "failover_phases": self.failover_phases,
+            "profile": asdict(self.profile()),
         }
+
+    def write_summary(self) -> Path:
+        """The verdicts beside the history (`verdicts/<slug>.json`), for scripts and benches."""
+        path = self.run_dir / "verdicts" / self.history_path.name.replace(".jsonl", ".json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.summary_json())
+        return path
 
     def summary_json(self) -> str:
         return json.dumps(self.summary(), indent=2, default=str)

@@ -197,3 +197,56 @@ def security_group_port_block(drill: Drill, region: str, service: str, source: s
 def replay_paused(drill: Drill, region: str) -> None:
     """The standby keeps receiving WAL and applies none of it (read back from the standby)."""
     drill.inject(ReplayPause(**lab_params(drill.lab), region=check_region(region)))
+
+
+@when("writes are quiesced", example="When writes are quiesced")
+def quiesce(drill: Drill) -> None:
+    """The writer stops and its writes in flight complete (the probe keeps reading)."""
+    drill.quiesce_writes()
+
+
+@when(
+    parsers.parse("writes resume for {seconds:d} seconds"),
+    example="When writes resume for 3 seconds",
+)
+def resume(drill: Drill, seconds: int) -> None:
+    """A new writer through the public name, as the desk's clients reconnect."""
+    if not 0 < seconds <= 600:
+        raise ConfigError(f"writes resume for {seconds} seconds: use 1 to 600 seconds")
+    drill.resume_writes()
+    drill.run_for(float(seconds))
+
+
+@when(
+    parsers.parse("the operator runs a planned switchover to {region}"),
+    example="When the operator runs a planned switchover to us-west-2",
+)
+def planned_switchover(drill: Drill, region: str) -> None:
+    """The runbook's planned switchover: pre-flight (must be ready), fence, promote, switch."""
+    if check_region(region) != "us-west-2":
+        raise ConfigError(f"switchover to {region}: the lab switches over to us-west-2")
+    drill.operator_failover("runbook: planned switchover", force=False, mode="planned")
+
+
+@when(
+    parsers.parse(
+        "{region} is cut off by its security group for {ms:d} milliseconds, {times:d} times, "
+        "{gap:d} seconds apart"
+    ),
+    example="When us-east-1 is cut off by its security group for 400 milliseconds, 3 times, "
+    "2 seconds apart",
+)
+def blips(drill: Drill, region: str, ms: int, times: int, gap: int) -> None:
+    """Short region outages (a flapping primary), each healed and read back; the watcher's
+    state is sampled throughout."""
+    if not 0 < ms <= 60_000 or not 0 < times <= 20 or not 0 <= gap <= 60:
+        raise ConfigError(
+            f"blips of {ms} ms, {times} times, {gap} s apart: use 1-60000 ms, 1-20 times, 0-60 s"
+        )
+    region = check_region(region)
+    drill.blips(
+        lambda: SecurityGroupBlock(**lab_params(drill.lab), region=region),
+        ms / 1000,
+        times,
+        float(gap),
+    )

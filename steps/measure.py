@@ -62,3 +62,24 @@ def no_split_brain(drill: Drill, region: str) -> None:
     """Every acknowledged write found in any region's database is also in `region`'s."""
     drill.stop_workload()
     drill.check_no_writes_outside(check_region(region))
+
+
+@then(
+    parsers.parse("no acknowledged write was lost on {region}"),
+    example="Then no acknowledged write was lost on us-west-2",
+)
+def no_lost_writes(drill: Drill, region: str) -> None:
+    """Every write the writer saw acknowledged is in the region's database with its content
+    (judged from the writer's history, not from replication lag)."""
+    drill.stop_workload()
+    drill.check_no_lost_writes(check_region(region))
+
+
+@then(
+    "the watcher rode out every blip shorter than its detection window",
+    example="Then the watcher rode out every blip shorter than its detection window",
+)
+def blips_ridden_out(drill: Drill) -> None:
+    """Every blip was shorter than health interval x failure threshold, and the watcher,
+    observed throughout, never failed over."""
+    drill.check_blips_ridden_out()

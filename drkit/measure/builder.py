@@ -99,10 +99,17 @@ class HistoryBuilder:
         return self
 
     def fault(
-        self, name: str, at: float, *, disaster: bool = False, f: str = "inject"
+        self,
+        name: str,
+        at: float,
+        *,
+        disaster: bool = False,
+        f: str = "inject",
+        record: int | None = None,
     ) -> HistoryBuilder:
-        """A fault injection (or heal) by the nemesis, completing ok."""
-        value = {"fault": name, "f": f, "disaster": disaster}
+        """A fault injection (or heal) by the nemesis, completing ok; `record` is its ledger
+        record number (an inject and its heal share one)."""
+        value = {"fault": name, "f": f, "disaster": disaster, "record": record}
         self._pair(at, "fault", value, "ok", value, process=NEMESIS_PROCESS)
         return self
 

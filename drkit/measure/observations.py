@@ -18,6 +18,8 @@ REPLICATION = "replication"
 PREFLIGHT = "preflight"
 INDEX_DRIFT = "index drift"
 RECONCILIATION = "reconciliation"
+WATCHER = "watcher"
+FAILOVER_STATES = ("failed_over", "failover_failed")
 
 
 def observations(ops: Sequence[Op], check: str) -> list[Op]:
@@ -185,3 +187,42 @@ def check_drift_named(ops: Sequence[Op]) -> Verdict:
         + ("" if named else f"; its reasons do not name '{mode} {expected}'")
     )
     return Verdict("drift_named", valid, reason, reported, expected, "vectors", None, counts)
+
+
+def check_blips_ridden_out(ops: Sequence[Op], window_s: float) -> Verdict:
+    """Faults shorter than the detection window cost no failover: every blip (a non-disaster
+    fault, from its injection to its heal, both as invoked: enforcement lags both ends alike)
+    was shorter than `window_s`, the watcher was observed through them, and it never left
+    watching for a failover."""
+    injected: dict[object, float] = {}
+    blips: list[float] = []
+    for op in ops:
+        if op.kind != "fault" or op.type != "invoke" or value_field(op.value, "disaster"):
+            continue
+        record, f = value_field(op.value, "record"), value_field(op.value, "f")
+        if f == "inject":
+            injected[record] = op.mono
+        elif f == "heal" and record in injected:
+            blips.append(op.mono - injected.pop(record))
+    states = [value_field(op.value, "state") for op in observations(ops, WATCHER)]
+    failed_over = [s for s in states if s in FAILOVER_STATES]
+    longest = max(blips, default=0.0)
+    problems = []
+    if not blips:
+        problems.append("no blip was injected and healed")
+    if longest >= window_s:
+        problems.append(f"the longest blip ({longest:.2f}s) was not shorter than the window")
+    if not states:
+        problems.append("the watcher was not observed")
+    if failed_over:
+        problems.append(f"the watcher failed over ({failed_over[0]})")
+    failing = sum(1 for s in states if s == "failing")
+    reason = (
+        f"{len(blips)} blips, longest {longest:.2f}s against the {window_s:g}s detection "
+        f"window; {len(states)} watcher observations, {failing} while failing"
+        + ("; " + "; ".join(problems) if problems else "; no failover")
+    )
+    return Verdict(
+        "blips_ridden_out", not problems, reason, round(longest, 3), window_s, "s", None,
+        {"blips_s": [round(b, 3) for b in blips], "failed_over": bool(failed_over)},
+    )  # fmt: skip

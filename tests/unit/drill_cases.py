@@ -79,7 +79,25 @@ def after_failover(*, direct: str, leaked: int = 0) -> RecordedDrill:
     return RecordedDrill(ops, finals={WEST: west, EAST: east})
 
 
+def blip_drill(lengths: list[float], *, fails_over_at: float | None = None) -> RecordedDrill:
+    """Blips of `lengths` seconds, 2 s apart; the watcher observed every 0.1 s, watching (or
+    failing during a blip) until `fails_over_at`, if given."""
+    b = HistoryBuilder()
+    at = 0.0
+    for record, length in enumerate(lengths, start=1):
+        b.fault("us-east-1 cut off", at, record=record)
+        b.fault("us-east-1 cut off", at + length, f="heal", record=record)
+        at += length + 2.0
+    for n in range(int(at * 10)):
+        t = n / 10
+        state = "failed_over" if fails_over_at is not None and t >= fails_over_at else "watching"
+        b.observe("watcher", t, state=state)
+    return RecordedDrill(b.ops())
+
+
 CASES = {
+    "short blips": lambda: blip_drill([0.4, 0.45, 0.4]),
+    "a blip past the window": lambda: blip_drill([0.4, 2.0], fails_over_at=3.5),
     "old region acknowledges direct writes": lambda: after_failover(direct="ok", leaked=40),
     "fenced old region": lambda: after_failover(direct="fail"),
     "lag peaks at 3 s": lambda: lag_drill(3.0),

@@ -119,3 +119,19 @@ def test_allure_categories_match_the_message_as_allure_shows_it(
 
     matched = [c["name"] for c in allure_categories() if re.fullmatch(c["messageRegex"], message)]
     assert matched == [category]
+
+
+def test_random_order_is_a_seeded_permutation(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest('pytest_plugins = ["fixtures.plugin"]\n')
+    pytester.makepyfile(test_order="\n".join(f"def test_{n}():\n    pass\n" for n in "abcdefgh"))
+    pytester.makeini("[pytest]\naddopts = -p no:allure_pytest -p no:cacheprovider\n")
+
+    def order(*args: str) -> list[str]:
+        result = pytester.runpytest("--collect-only", "-q", *args)
+        return [line.split("::")[1] for line in result.outlines if "::test_" in line]
+
+    default = order()
+    first, again, other = (order("--dr-random-order", s) for s in ("7", "7", "8"))
+    assert default == [f"test_{n}" for n in "abcdefgh"]
+    assert sorted(first) == default and first == again
+    assert first != default and other != first

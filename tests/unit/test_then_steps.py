@@ -99,6 +99,19 @@ VIOLATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "old region acknowledges direct writes",
         ("fail: writes_outside_primary: FAIL: 40 of", "40 only in us-east-1"),
     ),
+    "no acknowledged write was lost on {region}": (
+        "Then no acknowledged write was lost on us-west-2",
+        "writes lost for 90 s",
+        ("fail: lost_writes: FAIL: 180 of 240 acknowledged writes are missing from us-west-2",),
+    ),
+    "the watcher rode out every blip shorter than its detection window": (
+        "Then the watcher rode out every blip shorter than its detection window",
+        "a blip past the window",
+        (
+            "fail: blips_ridden_out: FAIL: 2 blips, longest 2.00s against the 1.5s detection",
+            "the watcher failed over (failed_over)",
+        ),
+    ),
 }
 
 
@@ -141,6 +154,7 @@ PASSING = {
     "the pre-flight refused and named the drifted vectors": "drift named",
     "no write sent straight to {region} was acknowledged": "fenced old region",
     "no acknowledged write exists outside {region}'s database": "fenced old region",
+    "the watcher rode out every blip shorter than its detection window": "short blips",
 }
 
 
