@@ -10,4 +10,5 @@ scenarios(
     "split_brain.feature",
     "planned_switchover.feature",
     "flapping.feature",
+    "replication_link.feature",
 )

@@ -172,6 +172,12 @@ class DrillChecks(ABC):
             )
         )
 
+    def check_rebuild_needed(self) -> Verdict:
+        return self.record(observed.check_rebuild_needed(self.ops()))
+
+    def check_caught_up(self, within_s: float) -> Verdict:
+        return self.record(observed.check_caught_up(self.ops(), within_s))
+
     def cut_length(self) -> float | None:
         """Seconds from the first fault injected before the disaster (a link cut) to the
         disaster, both read from the history; None when either is missing."""
@@ -550,6 +556,58 @@ class Drill(DrillChecks):
             count = sum(1 for i, h in rows.items() if i in vectors and vectors[i] != h)
         self.history.observe(observed.INDEX_DRIFT, region, mode=mode, count=count)
         return count
+
+    def generate_wal(self, region: str, mb: int) -> int:
+        """At least `mb` MB of WAL on `region`'s primary, fast: a one-row write and a segment
+        switch per megabyte (the lab's segments are 1 MB), then a checkpoint, which is when
+        PostgreSQL retires WAL and invalidates a slot that would hold more than its limit."""
+        cluster = self.lab.database.clusters[region]
+        before = cluster.query("SELECT pg_current_wal_lsn()")[0][0]
+        with cluster.connect() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS drkit_wal_filler (n int)")
+            for n in range(mb):
+                conn.execute("INSERT INTO drkit_wal_filler VALUES (%s)", (n,))
+                conn.execute("SELECT pg_switch_wal()")
+            conn.execute("TRUNCATE drkit_wal_filler")
+            conn.execute("CHECKPOINT")
+            row = conn.execute(
+                "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)::bigint", (before,)
+            ).fetchone()
+        written = int(row[0]) if row else 0
+        self.history.observe("wal written", region, bytes=written)
+        return written
+
+    def observe_slot(self) -> str | None:
+        """The standby's replication slot on the primary, read back and kept."""
+        tier = self.lab.database
+        state = tier.slot_state(tier.east, tier.west.node.slot_name)
+        self.history.observe(
+            observed.SLOT,
+            "us-east-1",
+            slot=tier.west.node.slot_name,
+            wal_status=state,
+            keep_size_mb=self.lab.settings.slot_wal_keep_size_mb,
+        )
+        return state
+
+    def watch_replication_for(self, seconds: float) -> None:
+        """Replication samples and the slot's state every health interval for `seconds`."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.sample_lag()
+            self.observe_slot()
+            time.sleep(self.profile().health_interval_s)
+
+    def rebuild_standby(self) -> float:
+        """Rebuild us-west-2 from us-east-1 with a fresh base backup and slot; timed, kept."""
+        tier = self.lab.database
+        start = time.monotonic()
+        tier.rebuild_standby(tier.east, tier.west)
+        tier.west.start()
+        tier.wait_streaming(tier.west, budget_s=30)
+        took = time.monotonic() - start
+        self.history.observe(observed.REBUILD, "us-west-2", duration_s=round(took, 3))
+        return took
 
     def reconcile_index(self, region: str) -> dict[str, Any]:
         """Bring `region`'s index back in line with its own database; keep what it changed."""

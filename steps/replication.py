@@ -147,3 +147,54 @@ def alarm_fired(drill: Drill) -> None:
 def lag_recovered(drill: Drill, seconds: int) -> None:
     """After the last heal, the lag fell below the bound and stayed below it to the last sample."""
     drill.check_lag_recovered(float(seconds))
+
+
+@when(
+    parsers.parse("the primary in {region} writes {mb:d} MB of WAL"),
+    example="When the primary in us-east-1 writes 80 MB of WAL",
+)
+def wal_burst(drill: Drill, region: str, mb: int) -> None:
+    """WAL volume fast (a row and a segment switch per MB, then a checkpoint): what a long cut
+    under a busy desk accumulates, in seconds."""
+    if not 0 < mb <= 4096:
+        raise ConfigError(f"{mb} MB of WAL: use 1 to 4096 MB")
+    drill.generate_wal(check_region(region), mb)
+
+
+@when(
+    parsers.parse("replication is watched for {seconds:d} seconds"),
+    example="When replication is watched for 5 seconds",
+)
+def watch_for(drill: Drill, seconds: int) -> None:
+    """Replication samples and the standby's slot, every health interval, for a while."""
+    if not 0 < seconds <= MAX_WATCH_S:
+        raise ConfigError(f"watching for {seconds} seconds: use 1 to {MAX_WATCH_S} seconds")
+    drill.watch_replication_for(float(seconds))
+
+
+@when(
+    "the standby in us-west-2 is rebuilt from us-east-1",
+    example="When the standby in us-west-2 is rebuilt from us-east-1",
+)
+def rebuild(drill: Drill) -> None:
+    """The runbook's rebuild: a fresh base backup and slot through the link; timed."""
+    drill.rebuild_standby()
+
+
+@then(
+    "the standby was reported as needing a rebuild",
+    example="Then the standby was reported as needing a rebuild",
+)
+def rebuild_needed(drill: Drill) -> None:
+    """After the heal the slot's WAL is gone and the standby never caught up: the drill
+    reports a rebuild, not a slow catch-up."""
+    drill.check_rebuild_needed()
+
+
+@then(
+    parsers.parse("the standby caught up within {seconds:d} seconds"),
+    example="Then the standby caught up within 10 seconds",
+)
+def caught_up(drill: Drill, seconds: int) -> None:
+    """No lag in bytes or seconds, at most `seconds` after the last heal (or rebuild)."""
+    drill.check_caught_up(float(seconds))

@@ -249,9 +249,18 @@ class DatabaseTier:
                 return False
             east_tli = self.east.query("SELECT timeline_id FROM pg_control_checkpoint()")[0][0]
             west_tli = self.west.query("SELECT timeline_id FROM pg_control_checkpoint()")[0][0]
+            slot = self.slot_state(self.east, self.west.node.slot_name)
         except psycopg.Error:
             return False
-        return bool(east_tli == west_tli)
+        return bool(east_tli == west_tli) and slot not in (None, "lost")  # lost: WAL is gone
+
+    def slot_state(self, primary: PgCluster, slot: str) -> str | None:
+        """The slot's `wal_status` on the primary (reserved, extended, unreserved, lost), or
+        None when there is no such slot."""
+        rows = primary.query(
+            "SELECT wal_status FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+        )
+        return str(rows[0][0]) if rows else None
 
     # -- down ----------------------------------------------------------------------------
     def stop(self) -> None:

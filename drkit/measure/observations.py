@@ -19,6 +19,8 @@ PREFLIGHT = "preflight"
 INDEX_DRIFT = "index drift"
 RECONCILIATION = "reconciliation"
 WATCHER = "watcher"
+SLOT = "replication slot"
+REBUILD = "rebuild"
 FAILOVER_STATES = ("failed_over", "failover_failed")
 
 
@@ -226,3 +228,66 @@ def check_blips_ridden_out(ops: Sequence[Op], window_s: float) -> Verdict:
         "blips_ridden_out", not problems, reason, round(longest, 3), window_s, "s", None,
         {"blips_s": [round(b, 3) for b in blips], "failed_over": bool(failed_over)},
     )  # fmt: skip
+
+
+def check_rebuild_needed(ops: Sequence[Op]) -> Verdict:
+    """After the heal, the standby cannot resume: its slot's WAL is gone (`lost`, or the slot
+    was dropped) and no replication sample after the heal shows it caught up."""
+    healed = _last_heal(ops)
+    if healed is None:
+        return Verdict("rebuild_needed", False, "no fault was healed; nothing to judge")
+    slots = [op for op in observations(ops, SLOT) if op.mono >= healed]
+    samples = [op for op in observations(ops, REPLICATION) if op.mono >= healed]
+    if not slots:
+        return Verdict("rebuild_needed", False, "the slot was not read back after the heal")
+    status = value_field(slots[-1].value, "wal_status")
+    slot = value_field(slots[-1].value, "slot")
+    keep = value_field(slots[-1].value, "keep_size_mb")
+    drained = [op for op in samples if value_field(op.value, "lag_bytes") == 0 and _lag(op) == 0]
+    lost = status in (None, "lost")
+    valid = lost and not drained
+    if valid:
+        reason = (
+            f"the standby needs a rebuild: slot {slot} is {status or 'gone'} (the cut outlasted "
+            f"max_slot_wal_keep_size {keep} MB) and {len(samples)} samples after the heal never "
+            "showed it caught up"
+        )
+    else:
+        reason = (
+            f"slot {slot} is {status}, {len(drained)} of {len(samples)} samples after the heal "
+            "showed the standby caught up: no rebuild is needed, the cut did not outlast the "
+            "slot's WAL retention"
+        )
+    return Verdict("rebuild_needed", valid, reason, None, None, "", None, {"wal_status": status})
+
+
+def check_caught_up(ops: Sequence[Op], within_s: float) -> Verdict:
+    """The standby replayed everything (no lag in bytes or time) within `within_s` of the
+    last heal, or of the last rebuild when one came after it."""
+    moments = [m for m in (_last_heal(ops),) if m is not None]
+    rebuilds = observations(ops, REBUILD)
+    if rebuilds:
+        moments.append(rebuilds[-1].mono)
+    if not moments:
+        return Verdict("caught_up", False, "no heal or rebuild to measure from", None, within_s)
+    since = max(moments)
+    what = "rebuild" if rebuilds and rebuilds[-1].mono == since else "heal"
+    samples = [op for op in observations(ops, REPLICATION) if op.mono >= since]
+    drained = [op for op in samples if value_field(op.value, "lag_bytes") == 0 and _lag(op) == 0]
+    if not drained:
+        last = f"; last lag {_lag(samples[-1]):.2f}s" if samples else ""
+        return Verdict(
+            "caught_up",
+            False,
+            f"the standby never caught up in {len(samples)} samples after the {what}{last}",
+            None,
+            within_s,
+        )
+    took = drained[0].mono - since
+    return Verdict(
+        "caught_up",
+        took <= within_s,
+        f"the standby caught up {took:.2f}s after the {what} (bound {within_s:g}s)",
+        round(took, 3),
+        within_s,
+    )

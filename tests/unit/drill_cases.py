@@ -95,7 +95,24 @@ def blip_drill(lengths: list[float], *, fails_over_at: float | None = None) -> R
     return RecordedDrill(b.ops())
 
 
+def link_cut(*, slot: str, drained_at: float | None) -> RecordedDrill:
+    """Link cut at 0 s, healed at 10 s; samples every second to 40 s, drained from
+    `drained_at` on (never when None); the slot read back as `slot` after the heal."""
+    b = HistoryBuilder()
+    b.fault("replication link cut", 0.0, record=1)
+    b.fault("replication link cut", 10.0, f="heal", record=1)
+    for n in range(11, 41):
+        done = drained_at is not None and n >= drained_at
+        lag = 0.0 if done else 12.0 + n
+        b.observe("replication", float(n), lag_s=lag, lag_bytes=0 if done else 4096)
+        b.observe("replication slot", n + 0.5, slot="standby_us_west_2", wal_status=slot)
+    return RecordedDrill(b.ops())
+
+
 CASES = {
+    "slot kept, standby caught up": lambda: link_cut(slot="reserved", drained_at=12.0),
+    "slot lost, standby stuck": lambda: link_cut(slot="lost", drained_at=None),
+    "standby slow to catch up": lambda: link_cut(slot="reserved", drained_at=25.0),
     "short blips": lambda: blip_drill([0.4, 0.45, 0.4]),
     "a blip past the window": lambda: blip_drill([0.4, 2.0], fails_over_at=3.5),
     "old region acknowledges direct writes": lambda: after_failover(direct="ok", leaked=40),

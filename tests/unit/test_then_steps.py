@@ -112,6 +112,19 @@ VIOLATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
             "the watcher failed over (failed_over)",
         ),
     ),
+    "the standby was reported as needing a rebuild": (
+        "Then the standby was reported as needing a rebuild",
+        "slot kept, standby caught up",
+        (
+            "fail: rebuild_needed: FAIL: slot standby_us_west_2 is reserved, 29 of 30 samples",
+            "no rebuild is needed",
+        ),
+    ),
+    "the standby caught up within {seconds:d} seconds": (
+        "Then the standby caught up within 10 seconds",
+        "standby slow to catch up",
+        ("fail: caught_up: FAIL: the standby caught up 14.99s after the heal (bound 10s)",),
+    ),
 }
 
 
@@ -155,6 +168,8 @@ PASSING = {
     "no write sent straight to {region} was acknowledged": "fenced old region",
     "no acknowledged write exists outside {region}'s database": "fenced old region",
     "the watcher rode out every blip shorter than its detection window": "short blips",
+    "the standby was reported as needing a rebuild": "slot lost, standby stuck",
+    "the standby caught up within {seconds:d} seconds": "slot kept, standby caught up",
 }
 
 
