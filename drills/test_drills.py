@@ -11,4 +11,5 @@ scenarios(
     "planned_switchover.feature",
     "flapping.feature",
     "replication_link.feature",
+    "dns_failover.feature",
 )

@@ -29,7 +29,7 @@ from drkit.faults.base import Fault
 from drkit.faults.journal import FaultRecord
 from drkit.faults.ledger import Ledger
 from drkit.lab.lab import Lab
-from drkit.measure import fencing
+from drkit.measure import dns, fencing
 from drkit.measure import observations as observed
 from drkit.measure.budget import Budget, check_budget
 from drkit.measure.clients import Probe, Writer, content_hash
@@ -171,6 +171,12 @@ class DrillChecks(ABC):
                 {"lost_ids": list(m.lost_ids)},
             )
         )
+
+    def check_stale_reads_bounded(self, old: str, slack_s: float) -> Verdict:
+        return self.record(dns.check_stale_reads_bounded(self.ops(), old, slack_s))
+
+    def check_converged(self, new: str, slack_s: float) -> Verdict:
+        return self.record(dns.check_converged(self.ops(), new, slack_s))
 
     def check_rebuild_needed(self) -> Verdict:
         return self.record(observed.check_rebuild_needed(self.ops()))
@@ -357,6 +363,36 @@ class Drill(DrillChecks):
             self.run_for(seconds)
         return sum(1 for op in self.history.ops if op.process.startswith(direct.process))
 
+    def set_public_ttl(self, ttl: int) -> None:
+        """The public record's TTL (its address unchanged), read back and kept."""
+        control = self.target.control
+        control.set_public_record(control.public_record().address, ttl)
+        if control.public_record().ttl != ttl:
+            raise ConfigError(f"the public record's TTL did not change to {ttl}s")
+        self.history.observe(dns.TTL, None, ttl_s=ttl)
+
+    def start_clients(self, count: int) -> None:
+        """`count` reading clients, each with its own TTL-honouring DNS cache, their starts
+        spread over one TTL so their cached answers expire at different moments; each reads one
+        known document by id (the database alone), so many clients do not load the index."""
+        control = self.target.control
+        spread = control.public_record().ttl / count
+        known = self.lab.database.east.query(
+            "SELECT id FROM documents ORDER BY seq LIMIT 1", dbname=self.lab.settings.database
+        )[0][0]
+        for n in range(count):
+            client = Probe(
+                HttpTransport(port=self.lab.settings.ports.api, timeout=0.5, point_read=known),
+                control.resolver(),
+                self.target.public_name,
+                self.history,
+                period=0.05,
+                process=f"client{n}",
+            )
+            client.start()
+            self._clients.append(client)
+            time.sleep(spread)
+
     def quiesce_writes(self) -> int:
         """Stop the writer (the probe goes on) and wait for its writes in flight; returns how
         many it had acknowledged."""
@@ -454,29 +490,29 @@ class Drill(DrillChecks):
 
     def _mark_watcher_phases(self, state: dict[str, Any]) -> None:
         """Copy the watcher's timed phases into this history as recovery marks."""
-        wall0, mono0 = time.time(), time.monotonic()
-
-        def mark(phase: str, wall: float, **detail: Any) -> None:
-            self.history.append(
-                Op(
-                    index=0,
-                    process="recovery",
-                    type="ok",
-                    kind="recovery",
-                    value={"phase": phase, "source": "watcher status", **detail},
-                    wall=wall,
-                    mono=mono0 - (wall0 - wall),
-                    region=None,
-                    error=None,
-                )
-            )
-
         if state.get("failover_started_at"):
-            mark("detection", float(state["failover_started_at"]))
+            self._mark("detection", float(state["failover_started_at"]), "watcher status")
         for phase in state.get("failover", {}).get("phases", []):
             if phase["name"] in WATCHER_PHASES:
-                started = _epoch(phase["started_at"])
-                mark(WATCHER_PHASES[phase["name"]], started + float(phase["duration_s"]))
+                ended = _epoch(phase["started_at"]) + float(phase["duration_s"])
+                self._mark(WATCHER_PHASES[phase["name"]], ended, "watcher status")
+
+    def _mark(self, phase: str, wall: float, source: str) -> None:
+        """A recovery mark at wall time `wall` (mapped onto this history's monotonic clock)."""
+        wall0, mono0 = time.time(), time.monotonic()
+        self.history.append(
+            Op(
+                index=0,
+                process="recovery",
+                type="ok",
+                kind="recovery",
+                value={"phase": phase, "source": source},
+                wall=wall,
+                mono=mono0 - (wall0 - wall),
+                region=None,
+                error=None,
+            )
+        )
 
     def ops(self) -> tuple[Op, ...]:
         return self.history.ops
@@ -629,6 +665,10 @@ class Drill(DrillChecks):
         orchestrator = FailoverOrchestrator(self.verifier(), ledger=self.ledger)
         result = orchestrator.execute_failover(reason, force=force, mode=mode, fence=fence)
         self.failover_phases = {p.name: p.duration_s for p in result.phases}
+        for phase in result.phases:
+            if phase.name in WATCHER_PHASES and phase.ok:
+                ended = phase.started_at.timestamp() + phase.duration_s
+                self._mark(WATCHER_PHASES[phase.name], ended, "failover result")
         if not result.success:
             raise TimeoutError(f"the failover did not complete: {'; '.join(result.errors)}")
         return result

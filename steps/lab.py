@@ -250,3 +250,37 @@ def blips(drill: Drill, region: str, ms: int, times: int, gap: int) -> None:
         times,
         float(gap),
     )
+
+
+@given(
+    parsers.parse("the public name's TTL is {ttl:d} seconds"),
+    example="Given the public name's TTL is 5 seconds",
+)
+def public_ttl(drill: Drill, ttl: int) -> None:
+    """The public record's TTL, set in Route 53 and read back (the lab's reset restores it)."""
+    if not 0 < ttl <= 3600:
+        raise ConfigError(f"TTL {ttl} seconds: use 1 to 3600 seconds")
+    drill.set_public_ttl(ttl)
+
+
+@given(
+    parsers.parse("{count:d} clients read through the public name, each with its own DNS cache"),
+    example="Given 10 clients read through the public name, each with its own DNS cache",
+)
+def reading_clients(drill: Drill, count: int) -> None:
+    """Clients reading 20 times a second, each resolving through its own TTL-honouring cache,
+    started over one TTL so their cached answers expire at different moments."""
+    if not 0 < count <= 50:
+        raise ConfigError(f"{count} clients: use 1 to 50")
+    drill.start_clients(count)
+
+
+@when(
+    parsers.parse("the clients keep reading for {seconds:d} seconds"),
+    example="When the clients keep reading for 8 seconds",
+)
+def keep_reading(drill: Drill, seconds: int) -> None:
+    """Let the clients read on; this window is measured."""
+    if not 0 < seconds <= 600:
+        raise ConfigError(f"reading for {seconds} seconds: use 1 to 600 seconds")
+    drill.run_for(float(seconds))

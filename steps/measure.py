@@ -83,3 +83,26 @@ def blips_ridden_out(drill: Drill) -> None:
     """Every blip was shorter than health interval x failure threshold, and the watcher,
     observed throughout, never failed over."""
     drill.check_blips_ridden_out()
+
+
+@then(
+    parsers.parse(
+        "reads reached {old} for at most the TTL plus {slack:d} seconds after the DNS switch"
+    ),
+    example="Then reads reached us-east-1 for at most the TTL plus 1 seconds after the DNS switch",
+)
+def stale_reads_bounded(drill: Drill, old: str, slack: int) -> None:
+    """The last read the old region answered came at most TTL + slack after the switch (and
+    at least half a TTL after it: otherwise no cached answer was exercised)."""
+    drill.stop_workload()
+    drill.check_stale_reads_bounded(check_region(old), float(slack))
+
+
+@then(
+    parsers.parse("every read after the TTL plus {slack:d} seconds was answered by {new}"),
+    example="Then every read after the TTL plus 1 seconds was answered by us-west-2",
+)
+def converged(drill: Drill, slack: int, new: str) -> None:
+    """Clients converged: once TTL + slack had passed since the switch, only `new` answered."""
+    drill.stop_workload()
+    drill.check_converged(check_region(new), float(slack))

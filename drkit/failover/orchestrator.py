@@ -137,11 +137,15 @@ class FailoverOrchestrator:
             else:
                 errors.append(f"{source} was not fenced (a negative control's choice)")
             self._recover(clock, ledger, "promotion", lambda: self.target.promote(destination))
+            cached_ttl = self.target.dns_ttl()  # what resolvers cached the old answer for
             self._recover(clock, ledger, "dns switch", lambda: self.target.switch_dns(destination))
             with clock.phase("propagation wait") as note:
-                ttl = self.target.dns_ttl()
-                self._sleep(ttl)  # the record's TTL: cached answers expire after it
-                note.append(f"waited the record's TTL of {ttl}s")
+                ttl = max(cached_ttl, self.target.dns_ttl())
+                self._sleep(ttl)  # cached answers of the old record expire after its TTL
+                note.append(
+                    f"waited {ttl}s: the old record's TTL {cached_ttl}s, the new one's "
+                    f"{self.target.dns_ttl()}s"
+                )
             with clock.phase("verification") as note:
                 budget = self.verify_budget_s or max(10.0, 4 * self.target.dns_ttl())
                 served = self.target.verify_serving(destination, budget)

@@ -217,10 +217,28 @@ class Runtime:
             name=f"rag-{config.region}",
         )
         self.index: AsyncIndex = async_index(config.index_host, config.index_timeout_s)
+        self.index_clients_retired = 0
         self.fences = FenceReader(config.fence_file)
 
     async def open(self) -> None:
         await self.pool.open(wait=False)
+
+    async def index_call(self, call: Callable[[AsyncIndex], Awaitable[T]], budget_s: float) -> T:
+        """`call` on the index client within `budget_s`. A request that timed out may hold a
+        connection that a blackholed link never releases, and the client's pool fills with
+        them (the service would never recover after the heal); so a timeout retires the
+        client and the next request opens a fresh one."""
+        index = self.index
+        try:
+            return await bounded(call(index), budget_s)
+        except TimeoutError:
+            if self.index is index:
+                self.index = async_index(self.config.index_host, self.config.index_timeout_s)
+                self.index_clients_retired += 1
+                retiring = asyncio.ensure_future(bounded(index.close(), 5.0))
+                _abandoned.add(retiring)
+                retiring.add_done_callback(_forget)
+            raise
 
     async def close(self) -> None:
         await self.pool.close(timeout=1.0)
@@ -364,10 +382,12 @@ def write_failure(rt: Runtime, exc: BaseException, progress: WriteProgress) -> S
 
 async def index_document(rt: Runtime, doc: Document, ack: dict[str, Any]) -> None:
     stored = StoredDocument(doc, ack["content_hash"], ack["seq"], None, None)
-    upsert = rt.index.upsert(
-        vectors=[vector_record(stored)], namespace=NAMESPACE, show_progress=False
+    await rt.index_call(
+        lambda index: index.upsert(
+            vectors=[vector_record(stored)], namespace=NAMESPACE, show_progress=False
+        ),
+        rt.config.index_timeout_s,
     )
-    await bounded(upsert, rt.config.index_timeout_s)
 
 
 async def store_document(rt: Runtime, document: DocumentIn) -> JSONResponse:
@@ -446,8 +466,8 @@ async def get_document(rt: Runtime, doc_id: str) -> JSONResponse:
 
 async def search(rt: Runtime, q: str, top_k: int) -> JSONResponse:
     try:
-        result = await bounded(
-            rt.index.query(top_k=top_k, vector=embed(q), namespace=NAMESPACE),
+        result = await rt.index_call(
+            lambda index: index.query(top_k=top_k, vector=embed(q), namespace=NAMESPACE),
             rt.config.index_timeout_s,
         )
     except Exception as exc:
@@ -485,8 +505,8 @@ async def health(rt: Runtime) -> JSONResponse:
             return {"role": role}
 
     async def index() -> dict[str, Any]:
-        stats = await rt.index.describe_index_stats()
-        return {"vectors": stats.total_vector_count}
+        stats = await rt.index_call(lambda index: index.describe_index_stats(), budget * 0.9)
+        return {"vectors": stats.total_vector_count, "clients_retired": rt.index_clients_retired}
 
     budget = rt.config.health_timeout_s
     db, idx = await asyncio.gather(timed(database, budget), timed(index, budget))

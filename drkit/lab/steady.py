@@ -22,6 +22,11 @@ def topology_drift(lab: Lab) -> list[str]:
         problems.append(f"fenced regions: {sorted(fences)}")
     if lab.watcher.pid() is not None:
         problems.append("the watcher is on")
+    from drkit.lab.sut import RagService
+
+    for component in lab.services():
+        if isinstance(component, RagService) and (problem := component.serving_problem()):
+            problems.append(problem)
     return problems
 
 

@@ -490,6 +490,31 @@ class RagService(PythonService):
         except (httpx.HTTPError, ValueError) as exc:
             return {"status": "unreachable", "error": str(exc) or type(exc).__name__}
 
+    def serving_problem(self) -> str | None:
+        """None when the service reports itself and both its dependencies ok."""
+        health = self._service_health()
+        if health.get("status") == "ok":
+            return None
+        deps = health.get("dependencies") or {}
+        sick = [
+            f"{k}: {v.get('error', v.get('status'))}"
+            for k, v in deps.items()
+            if v.get("status") != "ok"
+        ]
+        return f"{self.name} is {health.get('status')}" + (f" ({'; '.join(sick)})" if sick else "")
+
+    def reset(self) -> None:
+        """Running and serving: its dependencies were just restored, so a service still
+        degraded after a grace period is stuck inside (e.g. a pool of dead connections) and
+        is restarted."""
+        super().reset()
+        try:
+            wait_until(lambda: self.serving_problem() is None, 5.0, f"{self.name} to serve")
+        except LabError:
+            self.stop()
+            self.start()
+            wait_until(lambda: self.serving_problem() is None, 10.0, f"{self.name} to serve")
+
 
 class IndexReplicator(PythonService):
     """A region's index replicator (drkit.lab.index_replicator); it reports in a status file."""

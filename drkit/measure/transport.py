@@ -102,7 +102,12 @@ class HttpTransport:
         timeout: float = 1.0,
         host_header: str | None = None,
         client: httpx.Client | None = None,
+        point_read: str | None = None,
     ) -> None:
+        """`point_read`: reads fetch this one document by id (`GET /documents/{id}`, the
+        database alone) instead of searching (`GET /query`, database and index): a cheap
+        read for clients that only need to know which region answers."""
+        self._point_read = point_read
         self._port = port
         self._scheme = scheme
         headers = {"Host": host_header} if host_header else {}
@@ -112,6 +117,8 @@ class HttpTransport:
         return f"{self._scheme}://{address}:{self._port}{path}"
 
     def read(self, address: str, query: str) -> ReadResult:
+        if self._point_read is not None:
+            return self._read_one(address, self._point_read)
         try:
             response = self._client.get(self._url(address, "/query"), params={"q": query})
         except httpx.TransportError as exc:
@@ -120,6 +127,15 @@ class HttpTransport:
             raise DefiniteFailure(f"read from {address}: HTTP {response.status_code}")
         body = response.json()
         return ReadResult(_region(response, body, address), _result_ids(body))
+
+    def _read_one(self, address: str, doc_id: str) -> ReadResult:
+        try:
+            response = self._client.get(self._url(address, f"/documents/{doc_id}"))
+        except httpx.TransportError as exc:
+            raise DefiniteFailure(f"read from {address}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code != 200:
+            raise DefiniteFailure(f"read of {doc_id} from {address}: HTTP {response.status_code}")
+        return ReadResult(_region(response, response.json(), address), (doc_id,))
 
     def write(self, address: str, doc_id: str, payload: str) -> Ack:
         document = {

@@ -109,7 +109,25 @@ def link_cut(*, slot: str, drained_at: float | None) -> RecordedDrill:
     return RecordedDrill(b.ops())
 
 
+def dns_switch(stale_until: float, *, straggler_at: float | None = None) -> RecordedDrill:
+    """TTL 5 s; 3 clients read every 0.1 s from 0 to 20 s; the DNS switch at 10 s; us-east-1
+    answers until `stale_until`, us-west-2 after; one us-east-1 answer at `straggler_at`."""
+    b = HistoryBuilder()
+    b.observe("dns ttl", 0.0, ttl_s=5)
+    b.phase("dns_switch", 10.0)
+    for n in range(200):
+        at = n / 10
+        for client in range(3):
+            late = straggler_at is not None and abs(at - straggler_at) < 0.05 and client == 0
+            region = EAST if at < stale_until or late else WEST
+            b.read(at + client * 0.01, region=region, process=f"client{client}-0")
+    return RecordedDrill(b.ops())
+
+
 CASES = {
+    "clients converge within the TTL": lambda: dns_switch(14.5),
+    "old answers outlive the TTL": lambda: dns_switch(18.0),
+    "a straggler after the TTL": lambda: dns_switch(14.5, straggler_at=17.0),
     "slot kept, standby caught up": lambda: link_cut(slot="reserved", drained_at=12.0),
     "slot lost, standby stuck": lambda: link_cut(slot="lost", drained_at=None),
     "standby slow to catch up": lambda: link_cut(slot="reserved", drained_at=25.0),

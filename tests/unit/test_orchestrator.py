@@ -126,3 +126,24 @@ def test_a_reason_is_required(tmp_path: Path) -> None:
     orch, _, ledger, _ = orchestrator(tmp_path, GOOD)
     with ledger, pytest.raises(ConfigError, match="needs a reason"):
         execute_failover(orch, "  ")
+
+
+def test_the_propagation_wait_covers_the_old_records_ttl(tmp_path: Path) -> None:
+    """Resolvers cached the old answer for the old record's TTL: a switch that also shortens
+    the TTL must still wait out the old one before verifying."""
+    orch, service, ledger, slept = orchestrator(tmp_path, GOOD)
+    switched = lambda: service.resolve(service.name) == ADDRESSES[WEST]  # noqa: E731
+    orch.target.dns_ttl = lambda: 1 if switched() else 5  # type: ignore[method-assign]
+    with ledger:
+        result = orch.execute_failover("a planned move with a long TTL")
+    assert result.success, result.errors
+    assert slept == [5]
+
+
+def test_without_fencing_the_failover_skips_the_phase_and_says_so(tmp_path: Path) -> None:
+    orch, service, ledger, _ = orchestrator(tmp_path, GOOD)
+    with ledger:
+        result = orch.execute_failover("negative control", fence=False)
+    assert result.success and "fencing" not in [p.name for p in result.phases]
+    assert not service.is_fenced(EAST)
+    assert any("was not fenced" in e for e in result.errors)

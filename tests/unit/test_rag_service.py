@@ -178,3 +178,31 @@ def test_every_response_names_the_answering_region() -> None:
 
     asyncio.run(RegionHeader(not_found, "us-west-2")({"type": "http"}, receive, send))
     assert (b"x-dr-region", b"us-west-2") in sent[0]["headers"]
+
+
+def test_an_index_request_that_times_out_retires_the_client() -> None:
+    """A blackholed request holds its pooled connection forever; the next request must get a
+    fresh client, or the service never recovers after the heal (the connection-pool tail)."""
+    from drkit.lab.rag_service import Runtime
+
+    async def scenario() -> tuple[object, object, int, str]:
+        rt = Runtime(CONFIG)
+        first = rt.index
+        hung = asyncio.Event()
+
+        async def never(index: object) -> str:
+            await hung.wait()  # a blackholed link: no answer, ever
+            return "late"
+
+        async def answers(index: object) -> str:
+            return "answered" if index is not first else "stale client"
+
+        with pytest.raises(TimeoutError):
+            await rt.index_call(never, 0.05)
+        fresh = rt.index
+        result = await rt.index_call(answers, 1.0)
+        await rt.index.close()
+        return first, fresh, rt.index_clients_retired, result
+
+    first, fresh, retired, result = asyncio.run(scenario())
+    assert fresh is not first and retired == 1 and result == "answered"

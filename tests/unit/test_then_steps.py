@@ -125,6 +125,22 @@ VIOLATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "standby slow to catch up",
         ("fail: caught_up: FAIL: the standby caught up 14.99s after the heal (bound 10s)",),
     ),
+    "reads reached {old} for at most the TTL plus {slack:d} seconds after the DNS switch": (
+        "Then reads reached us-east-1 for at most the TTL plus 1 seconds after the DNS switch",
+        "old answers outlive the TTL",
+        (
+            "fail: dns_stale_reads: FAIL: us-east-1 answered reads for 7.93s after the DNS switch",
+            "(TTL 5s + slack 1s = 6s; 3 clients)",
+        ),
+    ),
+    "every read after the TTL plus {slack:d} seconds was answered by {new}": (
+        "Then every read after the TTL plus 1 seconds was answered by us-west-2",
+        "a straggler after the TTL",
+        (
+            "fail: dns_converged: FAIL: 119 of 120 reads after TTL + slack were answered by",
+            "others by ['us-east-1']",
+        ),
+    ),
 }
 
 
@@ -170,6 +186,12 @@ PASSING = {
     "the watcher rode out every blip shorter than its detection window": "short blips",
     "the standby was reported as needing a rebuild": "slot lost, standby stuck",
     "the standby caught up within {seconds:d} seconds": "slot kept, standby caught up",
+    "reads reached {old} for at most the TTL plus {slack:d} seconds after the DNS switch": (
+        "clients converge within the TTL"
+    ),
+    "every read after the TTL plus {slack:d} seconds was answered by {new}": (
+        "clients converge within the TTL"
+    ),
 }
 
 
