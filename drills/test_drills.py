@@ -12,4 +12,5 @@ scenarios(
     "flapping.feature",
     "replication_link.feature",
     "dns_failover.feature",
+    "failback.feature",
 )

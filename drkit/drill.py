@@ -14,7 +14,7 @@ import re
 import sys
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,6 +177,12 @@ class DrillChecks(ABC):
 
     def check_converged(self, new: str, slack_s: float) -> Verdict:
         return self.record(dns.check_converged(self.ops(), new, slack_s))
+
+    def check_orphans_exported(self) -> Verdict:
+        return self.record(observed.check_orphans_exported(self.ops()))
+
+    def check_regions_agree(self) -> Verdict:
+        return self.record(observed.check_regions_agree(self.ops()))
 
     def check_rebuild_needed(self) -> Verdict:
         return self.record(observed.check_rebuild_needed(self.ops()))
@@ -644,6 +650,114 @@ class Drill(DrillChecks):
         took = time.monotonic() - start
         self.history.observe(observed.REBUILD, "us-west-2", duration_s=round(took, 3))
         return took
+
+    def export_orphans(self, old: str, new: str) -> Path:
+        """Before `old` is rewound: every row it holds that `new` lacks (or holds with another
+        content) is exported into the evidence (books and records), with which of them the
+        writer saw acknowledged; what the export holds is kept in the history."""
+        database = self.lab.settings.database
+        rows = self.lab.database.clusters[old].query(
+            "SELECT id, content_hash, created_at::text, written_in, body FROM documents",
+            dbname=database,
+        )
+        survivors = self.final_read(new)
+        orphans = [
+            {"id": str(i), "content_hash": h, "created_at": c, "written_in": w}
+            for i, h, c, w, body in rows
+            if survivors.get(str(i)) != content_hash(str(body))
+        ]
+        m = measure_rpo(self.ops(), survivors)
+        path = self.run_dir / "evidence" / f"orphaned-writes-{old}-{self.history_path.stem}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        exported = {o["id"] for o in orphans}
+        acked_lost = list(m.lost_ids)
+        path.write_text(
+            json.dumps(
+                {
+                    "region": old,
+                    "compared_with": new,
+                    "rows": orphans,
+                    "acknowledged_and_lost": acked_lost,
+                },
+                indent=2,
+            )
+        )
+        self.history.observe(
+            observed.ORPHANS,
+            old,
+            path=str(path),
+            rows=len(orphans),
+            acked_lost=len(acked_lost),
+            acked_lost_not_exported=sorted(set(acked_lost) - exported)[:50],
+        )
+        return path
+
+    def rewind(self, old: str, new: str) -> float:
+        """`old` (a former primary) rewound with pg_rewind to follow `new`; timed, kept."""
+        tier = self.lab.database
+        start = time.monotonic()
+        tier.follow(tier.clusters[new], tier.clusters[old])
+        from drkit.lab.sut import wait_replayed
+
+        wait_replayed(tier.clusters[new], tier.clusters[old], budget_s=30)
+        took = time.monotonic() - start
+        self.history.observe(observed.REWIND, old, follows=new, duration_s=round(took, 3))
+        return took
+
+    def lift_fence(self, region: str) -> None:
+        """Undo the fence a failover put on `region` (failback only), read back."""
+        fences = [
+            r
+            for r in self.ledger.records
+            if r.kind == "lab.fence" and r.params.get("region") == region
+        ]
+        if not fences:
+            raise ConfigError(f"{region} was not fenced by this drill; there is no fence to lift")
+        self.ledger.undo(fences[-1])
+
+    def failback(self, to: str, frm: str) -> FailoverResult:
+        """A planned switchover from `frm` back to `to`, through the same orchestrator."""
+        monitor = ReplicationMonitor(
+            self.lab.db_config(frm),
+            self.lab.db_config(to),
+            profile=self.lab.settings.profile,
+            target=self.target,
+        )
+        self.history.recovery("detection", source="operator")
+        orchestrator = FailoverOrchestrator(
+            DRVerifier(monitor, target=self.target), ledger=self.ledger
+        )
+        result = orchestrator.execute_failover(
+            f"runbook: failback from {frm} to {to}", mode="planned"
+        )
+        self.failover_phases = {p.name: p.duration_s for p in result.phases}
+        if not result.success:
+            raise TimeoutError(f"the failback did not complete: {'; '.join(result.errors)}")
+        return result
+
+    def compare_regions(self, regions: Sequence[str]) -> dict[str, Any]:
+        """Ids and content hashes of the regions' databases and indexes, compared pairwise
+        (each region's index against its database, and the regions against each other)."""
+        from drkit.lab.sut import database_hashes, index_hashes
+        from drkit.targets.lab import compare
+
+        stores = {}
+        for region in regions:
+            stores[f"{region} database"] = database_hashes(self.lab, region)
+            stores[f"{region} index"] = index_hashes(self.lab, region)
+        names = list(stores)
+        pairs = {}
+        for n, left in enumerate(names):
+            for right in names[n + 1 :]:
+                equal, missing, extra, stale = compare(stores[left], stores[right])
+                pairs[f"{left} vs {right}"] = {
+                    "equal": equal,
+                    "missing": missing,
+                    "extra": extra,
+                    "stale": stale,
+                }
+        self.history.observe(observed.COMPARISON, None, regions=list(regions), pairs=pairs)
+        return pairs
 
     def reconcile_index(self, region: str) -> dict[str, Any]:
         """Bring `region`'s index back in line with its own database; keep what it changed."""

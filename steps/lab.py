@@ -284,3 +284,24 @@ def keep_reading(drill: Drill, seconds: int) -> None:
     if not 0 < seconds <= 600:
         raise ConfigError(f"reading for {seconds} seconds: use 1 to 600 seconds")
     drill.run_for(float(seconds))
+
+
+@when(
+    parsers.parse("the fence on {region} is lifted"),
+    example="When the fence on us-east-1 is lifted",
+)
+def lift_fence(drill: Drill, region: str) -> None:
+    """Failback only: the fence this drill's failover put on the region is undone, read back."""
+    drill.lift_fence(check_region(region))
+
+
+@when(
+    parsers.parse("the operator fails back from {frm} to {to}"),
+    example="When the operator fails back from us-west-2 to us-east-1",
+)
+def fail_back(drill: Drill, frm: str, to: str) -> None:
+    """A planned switchover home: pre-flight (must be ready), fence, promote, switch, verify."""
+    frm, to = check_region(frm), check_region(to)
+    if frm == to:
+        raise ConfigError(f"failback from {frm} to {to}: name two different regions")
+    drill.failback(to, frm)

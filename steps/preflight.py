@@ -84,3 +84,30 @@ def drift_named(drill: Drill) -> None:
     """The last pre-flight refused and reported exactly as many missing (or stale) vectors as
     the drift's read-back counted."""
     drill.check_drift_named()
+
+
+@when(
+    parsers.parse("the database and index of {region} are compared"),
+    example="When the database and index of us-west-2 are compared",
+)
+def compare_one(drill: Drill, region: str) -> None:
+    """Ids and content hashes of the region's database and index, compared; kept."""
+    drill.compare_regions([check_region(region)])
+
+
+@when(
+    "both regions' databases and indexes are compared",
+    example="When both regions' databases and indexes are compared",
+)
+def compare_both(drill: Drill) -> None:
+    """Ids and content hashes of both databases and both indexes, compared pairwise; kept."""
+    drill.compare_regions(["us-east-1", "us-west-2"])
+
+
+@then(
+    "the compared databases and indexes held the same ids and content hashes",
+    example="Then the compared databases and indexes held the same ids and content hashes",
+)
+def regions_agree(drill: Drill) -> None:
+    """The last comparison found no missing, extra or stale record in any pair."""
+    drill.check_regions_agree()

@@ -7,7 +7,7 @@ from pytest_bdd import parsers
 from drkit.drill import Drill
 from drkit.errors import ConfigError
 from drkit.faults.lab import ProxyToxic, lab_params
-from drkit.lab.topology import check_region, replication_link
+from drkit.lab.topology import check_region, other_region, replication_link
 from steps.registry import then, when
 
 MAX_WATCH_S = 600
@@ -198,3 +198,37 @@ def rebuild_needed(drill: Drill) -> None:
 def caught_up(drill: Drill, seconds: int) -> None:
     """No lag in bytes or seconds, at most `seconds` after the last heal (or rebuild)."""
     drill.check_caught_up(float(seconds))
+
+
+@when(
+    parsers.parse("the writes only {old} holds are exported into the evidence"),
+    example="When the writes only us-east-1 holds are exported into the evidence",
+)
+def export_orphans(drill: Drill, old: str) -> None:
+    """Before a rewind throws them away: every row the old primary holds that the new one
+    lacks, to `evidence/orphaned-writes-*.json` in the run folder (books and records)."""
+    old = check_region(old)
+    drill.export_orphans(old, other_region(old))
+
+
+@when(
+    parsers.parse("{old} is rewound to follow {new}"),
+    example="When us-east-1 is rewound to follow us-west-2",
+)
+def rewind(drill: Drill, old: str, new: str) -> None:
+    """pg_rewind of the former primary against the new one, then streaming from it through
+    the link, and its replay caught up; timed."""
+    old, new = check_region(old), check_region(new)
+    if old == new:
+        raise ConfigError(f"{old} cannot follow itself; name the other region")
+    drill.rewind(old, new)
+
+
+@then(
+    parsers.parse("the export held every acknowledged write {new} lacked"),
+    example="Then the export held every acknowledged write us-west-2 lacked",
+)
+def orphans_exported(drill: Drill, new: str) -> None:
+    """Every write the writer saw acknowledged and the new primary lacked is in the export."""
+    check_region(new)
+    drill.check_orphans_exported()

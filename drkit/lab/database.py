@@ -20,6 +20,7 @@ from drkit.lab.postgres import (
     APP_USER,
     OPERATOR_USER,
     REPLICATION_USER,
+    SUPERUSER,
     Passwords,
     PgCluster,
     PgNode,
@@ -160,6 +161,37 @@ class DatabaseTier:
             env={"PGPASSFILE": str(standby.node.passfile), "PGCONNECT_TIMEOUT": "5"},
         )
         self._point_at(primary, standby)
+
+    def follow(self, primary: PgCluster, old_primary: PgCluster) -> None:
+        """Make a former primary a standby of the new one: a clean stop (crash recovery first
+        if it crashed), `pg_rewind` back to where the timelines forked (throwing away what only
+        it had: export that first), a slot on the new primary, then streaming through the link.
+        """
+        old_primary.start()  # a crashed cluster must finish crash recovery before a rewind
+        old_primary.stop("fast")
+        source = (
+            f"host={primary.node.socket_dir} port={primary.node.port} user={SUPERUSER} "
+            "dbname=postgres"
+        )
+        self.tools.run(
+            "pg_rewind",
+            "--target-pgdata",
+            str(old_primary.node.data_dir),
+            "--source-server",
+            source,
+            "--no-sync",
+            timeout=120,
+        )
+        with primary.connect() as conn:
+            slot = old_primary.node.slot_name
+            if not conn.execute(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+            ).fetchone():
+                conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
+        old_primary.write_passfile(self.passwords)
+        self._point_at(primary, old_primary)
+        old_primary.start()
+        self.wait_streaming(old_primary, budget_s=30)
 
     def _point_at(self, primary: PgCluster, standby: PgCluster) -> None:
         auto = standby.node.data_dir / "postgresql.auto.conf"

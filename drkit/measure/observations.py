@@ -21,6 +21,9 @@ RECONCILIATION = "reconciliation"
 WATCHER = "watcher"
 SLOT = "replication slot"
 REBUILD = "rebuild"
+ORPHANS = "orphaned writes"
+REWIND = "rewind"
+COMPARISON = "comparison"
 FAILOVER_STATES = ("failed_over", "failover_failed")
 
 
@@ -291,3 +294,43 @@ def check_caught_up(ops: Sequence[Op], within_s: float) -> Verdict:
         round(took, 3),
         within_s,
     )
+
+
+def check_orphans_exported(ops: Sequence[Op]) -> Verdict:
+    """The export taken before the rewind holds every acknowledged write the new primary
+    lacked (none of the books and records was thrown away unrecorded)."""
+    found = observations(ops, ORPHANS)
+    if not found:
+        return Verdict("orphans_exported", False, "no export of the old primary's writes was made")
+    value = found[-1].value
+    missing = list(value_field(value, "acked_lost_not_exported") or [])
+    rows, lost = value_field(value, "rows"), value_field(value, "acked_lost")
+    reason = (
+        f"{rows} rows only the old primary held were exported to {value_field(value, 'path')}; "
+        f"{lost} acknowledged writes were missing from the new primary, "
+        f"{len(missing)} of them not in the export"
+        + (f" ({', '.join(missing[:5])})" if missing else "")
+    )
+    return Verdict("orphans_exported", not missing, reason, len(missing), 0, "writes")
+
+
+def check_regions_agree(ops: Sequence[Op]) -> Verdict:
+    """The last comparison found every database and index holding the same ids and hashes."""
+    found = observations(ops, COMPARISON)
+    if not found:
+        return Verdict("regions_agree", False, "no comparison of databases and indexes was made")
+    pairs: dict[str, dict[str, int]] = value_field(found[-1].value, "pairs") or {}
+    if not pairs:
+        return Verdict("regions_agree", False, "the comparison had fewer than two stores")
+    off = {name: c for name, c in pairs.items() if c["missing"] or c["extra"] or c["stale"]}
+    shown = "; ".join(
+        f"{name}: missing {c['missing']}, extra {c['extra']}, stale {c['stale']}"
+        for name, c in off.items()
+    )
+    equal = sorted({c["equal"] for c in pairs.values()})
+    reason = (
+        f"{len(pairs) - len(off)} of {len(pairs)} pairs agree on ids and content hashes "
+        f"(equal records: {', '.join(map(str, equal))})" + (f"; {shown}" if off else "")
+    )
+    differences = sum(c["missing"] + c["extra"] + c["stale"] for c in off.values())
+    return Verdict("regions_agree", not off, reason, differences, 0, "records", None, pairs)

@@ -124,7 +124,27 @@ def dns_switch(stale_until: float, *, straggler_at: float | None = None) -> Reco
     return RecordedDrill(b.ops())
 
 
+def failback_evidence(*, not_exported: int, drift: int) -> RecordedDrill:
+    """An export of 40 rows covering all but `not_exported` of 30 lost acknowledged writes,
+    then a comparison of both regions with `drift` records missing from us-east-1's index."""
+    b = HistoryBuilder()
+    left_out = [f"e{n}" for n in range(not_exported)]
+    b.observe(
+        "orphaned writes", 1.0, region=EAST, path="evidence/orphaned-writes-us-east-1.json",
+        rows=40, acked_lost=30, acked_lost_not_exported=left_out,
+    )  # fmt: skip
+    clean = {"equal": 700, "missing": 0, "extra": 0, "stale": 0}
+    pairs = {
+        "us-east-1 database vs us-east-1 index": {**clean, "equal": 700 - drift, "missing": drift},
+        "us-east-1 database vs us-west-2 database": clean,
+    }
+    b.observe("comparison", 2.0, regions=[EAST, WEST], pairs=pairs)
+    return RecordedDrill(b.ops())
+
+
 CASES = {
+    "export complete, regions agree": lambda: failback_evidence(not_exported=0, drift=0),
+    "export incomplete, index drifted": lambda: failback_evidence(not_exported=3, drift=12),
     "clients converge within the TTL": lambda: dns_switch(14.5),
     "old answers outlive the TTL": lambda: dns_switch(18.0),
     "a straggler after the TTL": lambda: dns_switch(14.5, straggler_at=17.0),

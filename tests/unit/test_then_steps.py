@@ -141,6 +141,22 @@ VIOLATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
             "others by ['us-east-1']",
         ),
     ),
+    "the export held every acknowledged write {new} lacked": (
+        "Then the export held every acknowledged write us-west-2 lacked",
+        "export incomplete, index drifted",
+        (
+            "fail: orphans_exported: FAIL: 40 rows only the old primary held were exported",
+            "30 acknowledged writes were missing from the new primary, 3 of them not in the export",
+        ),
+    ),
+    "the compared databases and indexes held the same ids and content hashes": (
+        "Then the compared databases and indexes held the same ids and content hashes",
+        "export incomplete, index drifted",
+        (
+            "fail: regions_agree: FAIL: 1 of 2 pairs agree",
+            "us-east-1 database vs us-east-1 index: missing 12, extra 0, stale 0",
+        ),
+    ),
 }
 
 
@@ -191,6 +207,10 @@ PASSING = {
     ),
     "every read after the TTL plus {slack:d} seconds was answered by {new}": (
         "clients converge within the TTL"
+    ),
+    "the export held every acknowledged write {new} lacked": "export complete, regions agree",
+    "the compared databases and indexes held the same ids and content hashes": (
+        "export complete, regions agree"
     ),
 }
 
