@@ -13,4 +13,5 @@ scenarios(
     "replication_link.feature",
     "dns_failover.feature",
     "failback.feature",
+    "point_in_time_restore.feature",
 )

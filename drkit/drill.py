@@ -184,6 +184,12 @@ class DrillChecks(ABC):
     def check_regions_agree(self) -> Verdict:
         return self.record(observed.check_regions_agree(self.ops()))
 
+    def check_delete_replicated(self) -> Verdict:
+        return self.record(observed.check_delete_replicated(self.ops()))
+
+    def check_restore_matches_snapshot(self) -> Verdict:
+        return self.record(observed.check_restore_matches_snapshot(self.ops()))
+
     def check_rebuild_needed(self) -> Verdict:
         return self.record(observed.check_rebuild_needed(self.ops()))
 
@@ -281,6 +287,10 @@ class Drill(DrillChecks):
         self.disaster: FaultRecord | None = None
         self._verifier: DRVerifier | None = None
         self.failover_phases: dict[str, float] = {}  # the failover's own timing, by phase
+        self._pitr: Any = None  # a point-in-time restore in progress (removed on exit)
+        self._target_time: str | None = None
+        self._snapshot: dict[str, str] = {}
+        self._deleted: list[str] = []
 
     # -- life cycle ----------------------------------------------------------------------
     def __enter__(self) -> Drill:
@@ -296,6 +306,8 @@ class Drill(DrillChecks):
             finally:
                 self._mark_interruption(exc[1])
                 self.history.close()
+                if self._pitr is not None:
+                    self._pitr.remove()  # the scratch cluster never outlives its drill
 
     def _mark_interruption(self, exc: BaseException | None) -> None:
         """An interrupted drill's partial history says so, after its heals, as its last op."""
@@ -723,6 +735,10 @@ class Drill(DrillChecks):
             profile=self.lab.settings.profile,
             target=self.target,
         )
+        # the runbook waits for the rewound side's service to reconnect before its pre-flight
+        self.wait_for(
+            lambda: self.target.service_health(to).ok, 30, f"{to}'s service to report healthy"
+        )
         self.history.recovery("detection", source="operator")
         orchestrator = FailoverOrchestrator(
             DRVerifier(monitor, target=self.target), ledger=self.ledger
@@ -758,6 +774,128 @@ class Drill(DrillChecks):
                 }
         self.history.observe(observed.COMPARISON, None, regions=list(regions), pairs=pairs)
         return pairs
+
+    # -- point-in-time restore --------------------------------------------------------------
+    def _documents(self, cluster: Any) -> dict[str, str]:
+        rows = cluster.query(
+            "SELECT id, content_hash FROM documents", dbname=self.lab.settings.database
+        )
+        return {str(i): str(h) for i, h in rows}
+
+    def take_base_backup(self, region: str) -> float:
+        from drkit.lab.restore import PointInTimeRestore
+
+        self._pitr = PointInTimeRestore(self.lab, region, self.history_path.stem[-8:])
+        took = self._pitr.base_backup()
+        self.history.observe(observed.BASE_BACKUP, region, duration_s=round(took, 3))
+        return took
+
+    def bulk_delete(self, region: str, percent: int) -> int:
+        """The destructive change: a snapshot (ids and content hashes, to the evidence), the
+        primary's clock read as the restore target, then a bulk delete of `percent` % of the
+        documents, and the WAL through it archived."""
+        if self._pitr is None:
+            raise ConfigError("take a base backup before the destructive change")
+        cluster = self.lab.database.clusters[region]
+        snapshot = self._documents(cluster)
+        path = self.run_dir / "evidence" / f"snapshot-{region}-{self.history_path.stem}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(snapshot, indent=0, sort_keys=True))
+        victims = sorted(snapshot)[:: max(1, round(100 / percent))]
+        self._target_time = str(cluster.query("SELECT clock_timestamp()::text")[0][0])
+        with cluster.connect(self.lab.settings.database) as conn:
+            for start in range(0, len(victims), 1000):
+                conn.execute(
+                    "DELETE FROM documents WHERE id = ANY(%s)", (victims[start : start + 1000],)
+                )
+        self._pitr.archive_through_now()
+        self._snapshot, self._deleted = snapshot, victims
+        self.history.observe(
+            observed.BULK_DELETE,
+            region,
+            snapshot_rows=len(snapshot),
+            deleted=len(victims),
+            target_time=self._target_time,
+            snapshot=str(path),
+        )
+        return len(victims)
+
+    def observe_replicated_delete(self, primary: str, standby: str) -> int:
+        """Wait for the standby to replay everything, then count what it holds."""
+        from drkit.lab.sut import wait_replayed
+
+        tier = self.lab.database
+        wait_replayed(tier.clusters[primary], tier.clusters[standby], budget_s=30)
+        rows = len(self._documents(tier.clusters[standby]))
+        self.history.observe(
+            observed.DELETE_REPLICATED,
+            standby,
+            rows=rows,
+            expected=len(self._snapshot) - len(self._deleted),
+        )
+        return rows
+
+    def restore_before_delete(self) -> dict[str, Any]:
+        """A scratch cluster from the base backup and the archive, to just before the delete;
+        timed, its documents compared with the snapshot."""
+        from drkit.targets.lab import compare
+
+        if self._pitr is None or self._target_time is None:
+            raise ConfigError("there is no base backup and destructive change to restore from")
+        took = self._pitr.restore(self._target_time)
+        restored = self._documents(self._pitr.cluster)
+        equal, missing, extra, stale = compare(self._snapshot, restored)
+        result = {
+            "duration_s": round(took, 3),
+            "rows": len(restored),
+            "equal": equal,
+            "missing": missing,
+            "extra": extra,
+            "stale": stale,
+            "deleted_recovered": sum(1 for i in self._deleted if i in restored),
+            "deleted": len(self._deleted),
+        }
+        self.history.observe(observed.RESTORE, self._pitr.source.node.region, **result)
+        return result
+
+    def copy_back(self, region: str) -> int:
+        """The deleted documents copied from the restored cluster back into `region`'s
+        primary; then the primary is compared with the snapshot."""
+        from drkit.lab.sut import CONTENT_COLUMNS
+        from drkit.targets.lab import compare
+
+        if self._pitr is None:
+            raise ConfigError("there is no restored cluster to copy from")
+        columns = ", ".join((*CONTENT_COLUMNS, "content_hash", "seq", "created_at", "written_in"))
+        db = self.lab.settings.database
+        with self._pitr.cluster.connect(db) as source:
+            rows = source.execute(
+                f"SELECT {columns} FROM documents WHERE id = ANY(%s)", (self._deleted,)
+            ).fetchall()
+        primary = self.lab.database.clusters[region]
+        with (
+            primary.connect(db) as conn,
+            conn.transaction(),
+            conn.cursor().copy(f"COPY documents ({columns}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        equal, missing, extra, stale = compare(self._snapshot, self._documents(primary))
+        self.history.observe(
+            observed.COMPARISON,
+            region,
+            regions=[region],
+            pairs={
+                f"snapshot vs {region} database": {
+                    "equal": equal,
+                    "missing": missing,
+                    "extra": extra,
+                    "stale": stale,
+                }
+            },
+            copied_back=len(rows),
+        )
+        return len(rows)
 
     def reconcile_index(self, region: str) -> dict[str, Any]:
         """Bring `region`'s index back in line with its own database; keep what it changed."""

@@ -5,4 +5,5 @@ STEP_MODULES: tuple[str, ...] = (
     "steps.measure",
     "steps.replication",
     "steps.preflight",
+    "steps.restore",
 )

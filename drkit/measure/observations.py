@@ -24,6 +24,10 @@ REBUILD = "rebuild"
 ORPHANS = "orphaned writes"
 REWIND = "rewind"
 COMPARISON = "comparison"
+BASE_BACKUP = "base backup"
+BULK_DELETE = "bulk delete"
+DELETE_REPLICATED = "delete replicated"
+RESTORE = "restore"
 FAILOVER_STATES = ("failed_over", "failover_failed")
 
 
@@ -334,3 +338,49 @@ def check_regions_agree(ops: Sequence[Op]) -> Verdict:
     )
     differences = sum(c["missing"] + c["extra"] + c["stale"] for c in off.values())
     return Verdict("regions_agree", not off, reason, differences, 0, "records", None, pairs)
+
+
+def check_delete_replicated(ops: Sequence[Op]) -> Verdict:
+    """The standby holds exactly what the primary kept: replication copied the destructive
+    change faithfully (which is why a restore, not a failover, undoes it)."""
+    delete, seen = observations(ops, BULK_DELETE), observations(ops, DELETE_REPLICATED)
+    if not delete or not seen:
+        return Verdict("delete_replicated", False, "no bulk delete, or its replication unread")
+    rows = int(value_field(seen[-1].value, "rows"))
+    expected = int(value_field(seen[-1].value, "expected"))
+    deleted = value_field(delete[-1].value, "deleted")
+    return Verdict(
+        "delete_replicated",
+        rows == expected,
+        f"{seen[-1].region} holds {rows} documents after the delete of {deleted}; "
+        f"{expected} expected",
+        rows,
+        expected,
+        "documents",
+    )
+
+
+def check_restore_matches_snapshot(ops: Sequence[Op]) -> Verdict:
+    """The restored cluster holds the snapshot taken before the change: every id, with its
+    content hash, nothing more; the value is the deleted documents it recovered."""
+    found = observations(ops, RESTORE)
+    if not found:
+        return Verdict("restore", False, "no restore was made")
+    r = found[-1].value
+    off = {k: value_field(r, k) for k in ("missing", "extra", "stale")}
+    valid = not any(off.values()) and value_field(r, "deleted_recovered") == value_field(
+        r, "deleted"
+    )
+    return Verdict(
+        "restore",
+        valid,
+        f"restored in {value_field(r, 'duration_s'):.2f}s: {value_field(r, 'rows')} documents, "
+        f"{value_field(r, 'deleted_recovered')} of {value_field(r, 'deleted')} deleted ones "
+        f"recovered; against the snapshot missing {off['missing']}, extra {off['extra']}, "
+        f"stale {off['stale']}",
+        value_field(r, "deleted_recovered"),
+        value_field(r, "deleted"),
+        "documents",
+        None,
+        dict(r),
+    )

@@ -142,7 +142,22 @@ def failback_evidence(*, not_exported: int, drift: int) -> RecordedDrill:
     return RecordedDrill(b.ops())
 
 
+def restore_drill(*, standby_rows: int, recovered: int) -> RecordedDrill:
+    """500 documents, 50 deleted; the standby read back with `standby_rows`; a restore that
+    recovered `recovered` of the 50."""
+    b = HistoryBuilder()
+    b.observe("bulk delete", 1.0, region=EAST, snapshot_rows=500, deleted=50, target_time="t")
+    b.observe("delete replicated", 2.0, region=WEST, rows=standby_rows, expected=450)
+    b.observe(
+        "restore", 5.0, region=EAST, duration_s=3.2, rows=450 + recovered, equal=450 + recovered,
+        missing=50 - recovered, extra=0, stale=0, deleted_recovered=recovered, deleted=50,
+    )  # fmt: skip
+    return RecordedDrill(b.ops())
+
+
 CASES = {
+    "delete replicated, restore whole": lambda: restore_drill(standby_rows=450, recovered=50),
+    "delete not replicated, restore short": lambda: restore_drill(standby_rows=500, recovered=40),
     "export complete, regions agree": lambda: failback_evidence(not_exported=0, drift=0),
     "export incomplete, index drifted": lambda: failback_evidence(not_exported=3, drift=12),
     "clients converge within the TTL": lambda: dns_switch(14.5),

@@ -157,6 +157,22 @@ VIOLATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
             "us-east-1 database vs us-east-1 index: missing 12, extra 0, stale 0",
         ),
     ),
+    "the delete had reached the standby": (
+        "Then the delete had reached the standby",
+        "delete not replicated, restore short",
+        (
+            "fail: delete_replicated: FAIL: us-west-2 holds 500 documents after the delete of 50; "
+            "450 expected",
+        ),
+    ),
+    "the restored cluster held every document of the snapshot": (
+        "Then the restored cluster held every document of the snapshot",
+        "delete not replicated, restore short",
+        (
+            "fail: restore: FAIL: restored in 3.20s: 490 documents, 40 of 50 deleted ones",
+            "missing 10, extra 0, stale 0",
+        ),
+    ),
 }
 
 
@@ -212,6 +228,8 @@ PASSING = {
     "the compared databases and indexes held the same ids and content hashes": (
         "export complete, regions agree"
     ),
+    "the delete had reached the standby": "delete replicated, restore whole",
+    "the restored cluster held every document of the snapshot": "delete replicated, restore whole",
 }
 
 
