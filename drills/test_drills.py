@@ -14,4 +14,5 @@ scenarios(
     "dns_failover.feature",
     "failback.feature",
     "point_in_time_restore.feature",
+    "finra_quarterly.feature",
 )

@@ -190,6 +190,16 @@ class DrillChecks(ABC):
     def check_restore_matches_snapshot(self) -> Verdict:
         return self.record(observed.check_restore_matches_snapshot(self.ops()))
 
+    def check_test_query(self, region: str) -> Verdict:
+        return self.record(observed.check_test_query(self.ops(), region))
+
+    def check_latency_within(self, factor: float) -> Verdict:
+        return self.record(observed.check_latency_within(self.ops(), factor))
+
+    def check_report_states_measurements(self) -> Verdict:
+        """The compliance report states the RTO and RPO this drill measured, as measured."""
+        return self.record(observed.check_report_states(self.ops(), self.verdicts))
+
     def check_rebuild_needed(self) -> Verdict:
         return self.record(observed.check_rebuild_needed(self.ops()))
 
@@ -287,6 +297,9 @@ class Drill(DrillChecks):
         self.disaster: FaultRecord | None = None
         self._verifier: DRVerifier | None = None
         self.failover_phases: dict[str, float] = {}  # the failover's own timing, by phase
+        self.failover_result: FailoverResult | None = None
+        self.replication_sample: Any = None  # the last ReplicationStatus before the failure
+        self.quarter: str | None = None  # --dr-quarter, for the compliance report
         self._pitr: Any = None  # a point-in-time restore in progress (removed on exit)
         self._target_time: str | None = None
         self._snapshot: dict[str, str] = {}
@@ -501,6 +514,8 @@ class Drill(DrillChecks):
         )
         state = self.watcher_state()
         self._mark_watcher_phases(state)
+        if "success" in state.get("failover", {}):
+            self.failover_result = FailoverResult.from_dict(state["failover"])
         self.failover_phases = {
             p["name"]: float(p["duration_s"]) for p in state.get("failover", {}).get("phases", [])
         }
@@ -708,12 +723,14 @@ class Drill(DrillChecks):
         """`old` (a former primary) rewound with pg_rewind to follow `new`; timed, kept."""
         tier = self.lab.database
         start = time.monotonic()
-        tier.follow(tier.clusters[new], tier.clusters[old])
+        said = tier.follow(tier.clusters[new], tier.clusters[old])
         from drkit.lab.sut import wait_replayed
 
         wait_replayed(tier.clusters[new], tier.clusters[old], budget_s=30)
         took = time.monotonic() - start
-        self.history.observe(observed.REWIND, old, follows=new, duration_s=round(took, 3))
+        self.history.observe(
+            observed.REWIND, old, follows=new, duration_s=round(took, 3), pg_rewind=said[-500:]
+        )
         return took
 
     def lift_fence(self, region: str) -> None:
@@ -723,9 +740,17 @@ class Drill(DrillChecks):
             for r in self.ledger.records
             if r.kind == "lab.fence" and r.params.get("region") == region
         ]
-        if not fences:
-            raise ConfigError(f"{region} was not fenced by this drill; there is no fence to lift")
-        self.ledger.undo(fences[-1])
+        if fences:
+            self.ledger.undo(fences[-1])
+            return
+        # fenced by the watcher's own failover (its ledger is its own): undo it here, read back
+        fence = self.target.fence(region)
+        if fence.verify_undone():
+            raise ConfigError(f"{region} is not fenced; there is no fence to lift")
+        fence.undo()
+        if not fence.verify_undone():
+            raise ConfigError(f"the fence on {region} is still in place after lifting it")
+        self.history.observe("fence lifted", region, fenced_by="the watcher's failover")
 
     def failback(self, to: str, frm: str) -> FailoverResult:
         """A planned switchover from `frm` back to `to`, through the same orchestrator."""
@@ -897,6 +922,105 @@ class Drill(DrillChecks):
         )
         return len(rows)
 
+    # -- the quarterly test: pre-test verification, baselines, DR verification, report ----
+    def pretest(self, region: str, max_lag_s: float) -> None:
+        """The primary answers and its service is healthy, and the replication lag is under
+        `max_lag_s`; what was seen is kept, and a failed condition stops the test."""
+        status = self.verifier().monitor.check_replication_lag()
+        self.replication_sample = status
+        health = self.target.service_health(region)
+        self.history.observe(
+            observed.PRETEST,
+            region,
+            primary_reachable=status.primary_reachable,
+            lag_s=round(status.lag_seconds, 3),
+            service=health.detail,
+            service_ok=health.ok,
+        )
+        if not status.primary_reachable or not health.ok or status.lag_seconds >= max_lag_s:
+            raise ConfigError(
+                f"pre-test verification failed: primary reachable {status.primary_reachable}, "
+                f"service {health.detail}, replication lag {status.lag_seconds:.2f}s "
+                f"(limit {max_lag_s:g}s); the test cannot start"
+            )
+
+    def _query_once(self, transport: HttpTransport) -> tuple[str, float, int]:
+        address = self.target.control.resolver().resolve(self.target.public_name)
+        start = time.monotonic()
+        result = transport.read(address, "quarterly settlement filing")
+        return result.region, (time.monotonic() - start) * 1000, len(result.ids)
+
+    def measure_latency(self, check: str, queries: int = 40) -> dict[str, Any]:
+        """`queries` searches through the public name, one after another: p50 and p95 (ms)."""
+        transport = HttpTransport(port=self.lab.settings.ports.api, timeout=2.0)
+        try:
+            samples = [self._query_once(transport) for _ in range(queries)]
+        finally:
+            transport.close()
+        latencies = sorted(ms for _, ms, _ in samples)
+        figures = {
+            "queries": queries,
+            "p50_ms": round(latencies[len(latencies) // 2], 2),
+            "p95_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))], 2),
+            "regions": sorted({region for region, _, _ in samples}),
+        }
+        if check == observed.BASELINE:
+            figures["documents"] = len(self._documents(self.lab.database.east))
+        self.history.observe(check, None, **figures)
+        return figures
+
+    def test_query(self) -> str:
+        """One test query through the public name; which region answered, how fast."""
+        transport = HttpTransport(port=self.lab.settings.ports.api, timeout=2.0)
+        try:
+            region, ms, found = self._query_once(transport)
+        finally:
+            transport.close()
+        self.history.observe(
+            observed.TEST_QUERY, region, answered_by=region, latency_ms=round(ms, 2), results=found
+        )
+        return region
+
+    def write_compliance_report(self) -> Path:
+        """The quarterly compliance report from this run's failover, its last replication
+        sample before the failure and every verdict so far, as Markdown and JSON."""
+        from datetime import datetime
+
+        from drkit.evidence.compliance import ComplianceReporter, to_json, to_markdown
+
+        if self.failover_result is None or self.replication_sample is None:
+            raise ConfigError("the report needs a failover and a replication sample before it")
+        reporter = ComplianceReporter(self.objectives.rto_s, self.objectives.rpo_s)
+        report = reporter.generate_quarterly_report(
+            datetime.now().astimezone(),
+            self.failover_result,
+            self.replication_sample,
+            measurements=self.verdicts,
+        )
+        if self.quarter:
+            report["quarter"] = self.quarter
+        folder = self.run_dir / "evidence"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"compliance-{report['quarter']}-{self.history_path.stem}.md"
+        path.write_text(to_markdown(report))
+        path.with_suffix(".json").write_text(to_json(report))
+
+        def minutes(key: str) -> float | None:
+            return report[key]["measured_minutes"]
+
+        self.history.observe(
+            observed.REPORT,
+            None,
+            path=str(path),
+            quarter=report["quarter"],
+            status=report["overall_result"]["status"],
+            rto_minutes=minutes("rto_analysis"),
+            rpo_minutes=minutes("rpo_analysis"),
+            rto_basis=report["rto_analysis"]["basis"],
+            rpo_basis=report["rpo_analysis"]["basis"],
+        )
+        return path
+
     def reconcile_index(self, region: str) -> dict[str, Any]:
         """Bring `region`'s index back in line with its own database; keep what it changed."""
         from drkit.lab.sut import reconcile_index
@@ -908,6 +1032,7 @@ class Drill(DrillChecks):
     def sample_replication(self) -> None:
         """A replication sample now: the last one before a failure, for the pre-flight."""
         self.verifier().run_health_checks()
+        self.replication_sample = self.verifier().monitor.last_status
 
     def operator_failover(
         self, reason: str, *, force: bool, fence: bool = True, mode: str = "unplanned"
@@ -916,6 +1041,7 @@ class Drill(DrillChecks):
         self.history.recovery("detection", source="operator")  # the operator has decided
         orchestrator = FailoverOrchestrator(self.verifier(), ledger=self.ledger)
         result = orchestrator.execute_failover(reason, force=force, mode=mode, fence=fence)
+        self.failover_result = result
         self.failover_phases = {p.name: p.duration_s for p in result.phases}
         for phase in result.phases:
             if phase.name in WATCHER_PHASES and phase.ok:

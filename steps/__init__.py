@@ -6,4 +6,5 @@ STEP_MODULES: tuple[str, ...] = (
     "steps.replication",
     "steps.preflight",
     "steps.restore",
+    "steps.quarterly",
 )

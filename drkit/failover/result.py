@@ -51,6 +51,35 @@ class FailoverResult:
     data_loss_is_estimate: bool = True
     detail: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FailoverResult:
+        """The inverse of `to_dict` (the watcher reports its failover in its status file)."""
+        loss = data.get("data_loss_minutes")
+        return cls(
+            success=bool(data["success"]),
+            rto_minutes=float(data["rto_minutes"]),
+            data_loss_minutes=math.nan if loss is None else float(loss),
+            timestamp=datetime.fromisoformat(data["timestamp"]),
+            errors=tuple(data.get("errors", ())),
+            mode=str(data.get("mode", "planned")),
+            phases=tuple(
+                PhaseTiming(
+                    p["name"],
+                    datetime.fromisoformat(p["started_at"]),
+                    float(p["duration_s"]),
+                    bool(p["ok"]),
+                    str(p.get("detail", "")),
+                )
+                for p in data.get("phases", ())
+            ),
+            reason=str(data.get("reason", "")),
+            forced=bool(data.get("forced", False)),
+            source_region=str(data.get("source_region", "")),
+            target_region=str(data.get("target_region", "")),
+            data_loss_is_estimate=bool(data.get("data_loss_is_estimate", True)),
+            detail=dict(data.get("detail", {})),
+        )
+
     def phase(self, name: str) -> PhaseTiming | None:
         return next((p for p in self.phases if p.name == name), None)
 

@@ -162,7 +162,7 @@ class DatabaseTier:
         )
         self._point_at(primary, standby)
 
-    def follow(self, primary: PgCluster, old_primary: PgCluster) -> None:
+    def follow(self, primary: PgCluster, old_primary: PgCluster) -> str:
         """Make a former primary a standby of the new one: a clean stop (crash recovery first
         if it crashed), `pg_rewind` back to where the timelines forked (throwing away what only
         it had: export that first), a slot on the new primary, then streaming through the link.
@@ -173,7 +173,11 @@ class DatabaseTier:
             f"host={primary.node.socket_dir} port={primary.node.port} user={SUPERUSER} "
             "dbname=postgres"
         )
-        self.tools.run(
+        # a promotion records its new timeline in pg_control only at its next checkpoint, and
+        # pg_rewind reads the timeline there: without this it may see none and rewind nothing
+        with primary.connect() as conn:
+            conn.execute("CHECKPOINT")
+        rewound = self.tools.run(
             "pg_rewind",
             "--target-pgdata",
             str(old_primary.node.data_dir),
@@ -192,6 +196,7 @@ class DatabaseTier:
         self._point_at(primary, old_primary)
         old_primary.start()
         self.wait_streaming(old_primary, budget_s=30)
+        return (rewound.stderr or rewound.stdout).strip()
 
     def _point_at(self, primary: PgCluster, standby: PgCluster) -> None:
         auto = standby.node.data_dir / "postgresql.auto.conf"
@@ -270,12 +275,28 @@ class DatabaseTier:
         self._start(self.west)
         self.west.query("SELECT pg_wal_replay_resume()")
         self.wait_streaming(self.west, budget_s=15)
+        self.clear_archives()
+
+    def clear_archives(self) -> None:
+        """Empty both WAL archives. Each region archives its own timelines, and drills that
+        promote in turn reuse timeline numbers across resets: a segment name archived before
+        the reset could collide with a different segment after it (the archiver would stall on
+        it, and a rewind or restore could fetch the wrong history). What a drill needs from
+        an archive (a restore, a rewind) it writes after the reset."""
+        for cluster in self.clusters.values():
+            archive = cluster.node.archive_dir
+            if archive.is_dir():
+                for entry in archive.iterdir():
+                    entry.unlink(missing_ok=True)
 
     def _standby_is_sound(self) -> bool:
         """West exists, follows east on east's timeline, and is not a promoted primary."""
         if not self.west.exists() or not (self.west.node.data_dir / "standby.signal").exists():
             return False
-        self._start(self.west)
+        try:
+            self._start(self.west)
+        except LabError:  # it cannot even start (e.g. a timeline it cannot follow): rebuild
+            return False
         try:
             if not self.west.in_recovery():
                 return False

@@ -185,7 +185,8 @@ hot_standby_feedback = on
 track_commit_timestamp = on
 archive_mode = on
 max_slot_wal_keep_size = '{slot_keep_mb}MB'
-wal_keep_size = 0
+# kept in pg_wal for pg_rewind, which reads back to the last checkpoint before a fork
+wal_keep_size = '128MB'
 max_wal_size = '64MB'
 min_wal_size = '8MB'
 wal_sender_timeout = '{int(profile.wal_sender_timeout_s * 1000)}ms'

@@ -28,6 +28,11 @@ BASE_BACKUP = "base backup"
 BULK_DELETE = "bulk delete"
 DELETE_REPLICATED = "delete replicated"
 RESTORE = "restore"
+PRETEST = "pre-test"
+BASELINE = "baseline"
+LATENCY = "latency"
+TEST_QUERY = "test query"
+REPORT = "compliance report"
 FAILOVER_STATES = ("failed_over", "failover_failed")
 
 
@@ -383,4 +388,70 @@ def check_restore_matches_snapshot(ops: Sequence[Op]) -> Verdict:
         "documents",
         None,
         dict(r),
+    )
+
+
+def check_test_query(ops: Sequence[Op], region: str) -> Verdict:
+    """The last test query through the public name was answered by `region`."""
+    found = observations(ops, TEST_QUERY)
+    if not found:
+        return Verdict("test_query", False, "no test query was sent")
+    answered = value_field(found[-1].value, "answered_by")
+    ms = value_field(found[-1].value, "latency_ms")
+    return Verdict(
+        "test_query",
+        answered == region,
+        f"the test query was answered by {answered} in {ms} ms with "
+        f"{value_field(found[-1].value, 'results')} results; {region} must answer it",
+        ms,
+        None,
+        "ms",
+    )
+
+
+def check_latency_within(ops: Sequence[Op], factor: float) -> Verdict:
+    """Query latency after the failover (p95) within `factor` times the baseline's p95."""
+    base, after = observations(ops, BASELINE), observations(ops, LATENCY)
+    if not base or not after:
+        return Verdict("latency", False, "no baseline or no latency measured after the failover")
+    b95 = float(value_field(base[-1].value, "p95_ms"))
+    a95 = float(value_field(after[-1].value, "p95_ms"))
+    a50, b50 = value_field(after[-1].value, "p50_ms"), value_field(base[-1].value, "p50_ms")
+    bound = b95 * factor
+    return Verdict(
+        "latency",
+        a95 <= bound,
+        f"query p95 {a95:.1f} ms (p50 {a50} ms) after the failover against the baseline p95 "
+        f"{b95:.1f} ms (p50 {b50} ms) x {factor:g} = {bound:.1f} ms",
+        a95,
+        round(bound, 2),
+        "ms",
+    )
+
+
+def check_report_states(ops: Sequence[Op], verdicts: Sequence[Verdict]) -> Verdict:
+    """The compliance report states, as measured, the RTO and RPO the drill measured."""
+    found = observations(ops, REPORT)
+    if not found:
+        return Verdict("report", False, "no compliance report was written")
+    report = found[-1].value
+    measured = {v.checker: v for v in verdicts if v.checker in ("rto", "rpo")}
+    problems = []
+    for name in ("rto", "rpo"):
+        verdict = measured.get(name)
+        stated = value_field(report, f"{name}_minutes")
+        basis = value_field(report, f"{name}_basis")
+        if verdict is None or verdict.value is None:
+            problems.append(f"no {name.upper()} was measured")
+        elif (
+            basis != "measured" or stated is None or abs(stated * 60 - float(verdict.value)) > 0.01
+        ):
+            problems.append(
+                f"it states the {name.upper()} as {stated} min ({basis}), the drill measured "
+                f"{float(verdict.value) / 60:.4f} min"
+            )
+    reason = f"the {value_field(report, 'quarter')} report ({value_field(report, 'status')}) "
+    reason += "; ".join(problems) if problems else "states the measured RTO and RPO"
+    return Verdict(
+        "report", not problems, reason, None, None, "", None, {"path": value_field(report, "path")}
     )

@@ -155,7 +155,36 @@ def restore_drill(*, standby_rows: int, recovered: int) -> RecordedDrill:
     return RecordedDrill(b.ops())
 
 
+def quarterly(*, answered_by: str, p95_after: float, stated_rto_min: float) -> RecordedDrill:
+    """A quarterly test's DR verification and report on top of a healthy failover: a test
+    query, latency before (p95 40 ms) and after, and a report stating `stated_rto_min`."""
+    drill = failover(recover_at=2.0)
+    b = HistoryBuilder()
+    b.observe("baseline", 1.0, p50_ms=20.0, p95_ms=40.0, documents=500)
+    b.observe(
+        "test query", 110.0, region=answered_by, answered_by=answered_by, latency_ms=30.0, results=5
+    )
+    b.observe("latency", 111.0, p50_ms=p95_after / 2, p95_ms=p95_after)
+    b.observe(
+        "compliance report", 120.0, path="evidence/compliance-2026-Q4.md", quarter="2026-Q4",
+        status="TEST PASSED", rto_minutes=stated_rto_min, rpo_minutes=0.0,
+        rto_basis="measured", rpo_basis="measured",
+    )  # fmt: skip
+    merged = sorted((*drill.recorded, *b.ops()), key=lambda op: op.mono)
+    ops = tuple(replace(op, index=i) for i, op in enumerate(merged))
+    recorded = RecordedDrill(ops, finals=drill.finals)
+    recorded.check_rto()
+    recorded.check_rpo(WEST)
+    return recorded
+
+
 CASES = {
+    "quarterly test in order": lambda: quarterly(
+        answered_by=WEST, p95_after=120.0, stated_rto_min=2.01 / 60
+    ),
+    "quarterly test gone wrong": lambda: quarterly(
+        answered_by=EAST, p95_after=2000.0, stated_rto_min=0.5
+    ),
     "delete replicated, restore whole": lambda: restore_drill(standby_rows=450, recovered=50),
     "delete not replicated, restore short": lambda: restore_drill(standby_rows=500, recovered=40),
     "export complete, regions agree": lambda: failback_evidence(not_exported=0, drift=0),

@@ -147,3 +147,13 @@ def test_without_fencing_the_failover_skips_the_phase_and_says_so(tmp_path: Path
     assert result.success and "fencing" not in [p.name for p in result.phases]
     assert not service.is_fenced(EAST)
     assert any("was not fenced" in e for e in result.errors)
+
+
+def test_a_failover_result_survives_its_dict(tmp_path: Path) -> None:
+    """The watcher reports its failover as a dict; the compliance report rebuilds it."""
+    from drkit.failover.result import FailoverResult
+
+    orch, _, ledger, _ = orchestrator(tmp_path, GOOD)
+    with ledger:
+        result = orch.execute_failover("round trip")
+    assert FailoverResult.from_dict(result.to_dict()).to_dict() == result.to_dict()

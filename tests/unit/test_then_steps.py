@@ -173,6 +173,27 @@ VIOLATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
             "missing 10, extra 0, stale 0",
         ),
     ),
+    "the test query was answered by {region}": (
+        "Then the test query was answered by us-west-2",
+        "quarterly test gone wrong",
+        ("fail: test_query: FAIL: the test query was answered by us-east-1 in 30.0 ms",),
+    ),
+    "query latency stayed within {factor:d} times the baseline p95": (
+        "Then query latency stayed within 20 times the baseline p95",
+        "quarterly test gone wrong",
+        (
+            "fail: latency: FAIL: query p95 2000.0 ms (p50 1000.0 ms) after the failover against "
+            "the baseline p95 40.0 ms (p50 20.0 ms) x 20 = 800.0 ms",
+        ),
+    ),
+    "the compliance report states the measured RTO and RPO": (
+        "Then the compliance report states the measured RTO and RPO",
+        "quarterly test gone wrong",
+        (
+            "fail: report: FAIL: the 2026-Q4 report (TEST PASSED) it states the RTO as 0.5 min "
+            "(measured), the drill measured 0.0335 min",
+        ),
+    ),
 }
 
 
@@ -230,6 +251,9 @@ PASSING = {
     ),
     "the delete had reached the standby": "delete replicated, restore whole",
     "the restored cluster held every document of the snapshot": "delete replicated, restore whole",
+    "the test query was answered by {region}": "quarterly test in order",
+    "query latency stayed within {factor:d} times the baseline p95": "quarterly test in order",
+    "the compliance report states the measured RTO and RPO": "quarterly test in order",
 }
 
 
