@@ -15,7 +15,7 @@ Feature: Replication link cut and heal
 
   Scenario: a cut that outlasts the slot's WAL retention forces a rebuild of the standby
     When the replication link from us-east-1 to us-west-2 is cut
-    And the primary in us-east-1 writes 80 MB of WAL
+    And the primary in us-east-1 writes 200 MB of WAL
     And the faults heal
     And replication is watched for 5 seconds
     Then the standby was reported as needing a rebuild

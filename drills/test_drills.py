@@ -15,4 +15,5 @@ scenarios(
     "failback.feature",
     "point_in_time_restore.feature",
     "finra_quarterly.feature",
+    "reads_after_failover.feature",
 )

@@ -31,11 +31,13 @@ from drkit.faults.ledger import Ledger
 from drkit.lab.lab import Lab
 from drkit.measure import dns, fencing
 from drkit.measure import observations as observed
+from drkit.measure.availability import check_error_tail
 from drkit.measure.budget import Budget, check_budget
 from drkit.measure.clients import Probe, Writer, content_hash
 from drkit.measure.history import History, Op
 from drkit.measure.ops import find_disaster, value_field
 from drkit.measure.outcome import Outcome, failure_message
+from drkit.measure.reads import check_read_your_writes, check_stale_reads
 from drkit.measure.rpo import check_rpo, measure_rpo
 from drkit.measure.rto import check_rto
 from drkit.measure.transport import HttpTransport
@@ -200,6 +202,15 @@ class DrillChecks(ABC):
         """The compliance report states the RTO and RPO this drill measured, as measured."""
         return self.record(observed.check_report_states(self.ops(), self.verdicts))
 
+    def check_read_your_writes(self) -> Verdict:
+        return self.record(check_read_your_writes(self.ops()))
+
+    def check_stale_reads(self) -> Verdict:
+        return self.record(check_stale_reads(self.ops()))
+
+    def check_error_tail(self, bound_s: float) -> Verdict:
+        return self.record(check_error_tail(self.ops(), bound_s=bound_s))
+
     def check_rebuild_needed(self) -> Verdict:
         return self.record(observed.check_rebuild_needed(self.ops()))
 
@@ -343,7 +354,7 @@ class Drill(DrillChecks):
             period=0.05,
         )
         probe = Probe(
-            HttpTransport(port=port, timeout=0.5),
+            HttpTransport(port=port, timeout=0.5, by_id=True),
             self.target.control.resolver(),
             name,
             self.history,

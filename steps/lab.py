@@ -14,7 +14,7 @@ from drkit.faults.lab import (
     check_service,
     lab_params,
 )
-from drkit.lab.topology import check_region, check_source, replication_link
+from drkit.lab.topology import check_proxy, check_region, check_source, replication_link
 from steps.registry import given, when
 
 
@@ -305,3 +305,23 @@ def fail_back(drill: Drill, frm: str, to: str) -> None:
     if frm == to:
         raise ConfigError(f"failback from {frm} to {to}: name two different regions")
     drill.failback(to, frm)
+
+
+@when(
+    parsers.parse(
+        "the path {proxy} is blackholed for {ms:d} milliseconds, {times:d} times, "
+        "{gap:d} seconds apart"
+    ),
+    example="When the path us-east-1.api.from-public is blackholed for 300 milliseconds, "
+    "3 times, 2 seconds apart",
+)
+def path_blips(drill: Drill, proxy: str, ms: int, times: int, gap: int) -> None:
+    """Short blackholes of one path (a flapping link or endpoint), each healed and read
+    back, the watcher's state sampled throughout; Toxiproxy makes them sharper than a
+    security-group change can."""
+    if not 0 < ms <= 60_000 or not 0 < times <= 20 or not 0 <= gap <= 60:
+        raise ConfigError(
+            f"blips of {ms} ms, {times} times, {gap} s apart: use 1-60000 ms, 1-20 times, 0-60 s"
+        )
+    check_proxy(proxy)
+    drill.blips(lambda: LinkCut(**lab_params(drill.lab), proxy=proxy), ms / 1000, times, float(gap))

@@ -106,3 +106,36 @@ def converged(drill: Drill, slack: int, new: str) -> None:
     """Clients converged: once TTL + slack had passed since the switch, only `new` answered."""
     drill.stop_workload()
     drill.check_converged(check_region(new), float(slack))
+
+
+@then(
+    "every read after the promotion saw the writes acknowledged before it",
+    example="Then every read after the promotion saw the writes acknowledged before it",
+)
+def read_your_writes(drill: Drill) -> None:
+    """Read-your-writes: each read after the promotion returned every write acknowledged
+    (after the promotion) before the read began."""
+    drill.stop_workload()
+    drill.check_read_your_writes()
+
+
+@then(
+    "no read after the promotion was stale",
+    example="Then no read after the promotion was stale",
+)
+def no_stale_reads(drill: Drill) -> None:
+    """No read after the promotion was answered by the demoted region, or lost an id that an
+    earlier read had already returned."""
+    drill.stop_workload()
+    drill.check_stale_reads()
+
+
+@then(
+    parsers.parse("errors stopped within {seconds:d} seconds of the new primary's first answer"),
+    example="Then errors stopped within 3 seconds of the new primary's first answer",
+)
+def error_tail(drill: Drill, seconds: int) -> None:
+    """The connection-pool tail: failed reads and writes after the new primary first answered
+    end within the bound (latency in its first second is reported beside it)."""
+    drill.stop_workload()
+    drill.check_error_tail(float(seconds))

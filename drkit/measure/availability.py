@@ -100,3 +100,48 @@ def check_flapping(
 
 def _served(pairs: Sequence[Pair], kind: str) -> bool:
     return any(p.type == "ok" for p in of_kind(pairs, kind))
+
+
+@checker("error_tail")
+def check_error_tail(ops: Sequence[Op], *, bound_s: float) -> Verdict:
+    """The connection-pool tail: once the new primary's service answered its first operation
+    after the promotion, how long failed or unknown operations (reads and writes) went on,
+    against ``bound_s``; with the p95 latency of successful ones in its first second and after.
+    """
+    from drkit.measure.ops import promotion_time
+
+    promoted = promotion_time(ops)
+    if promoted is None:
+        return Verdict("error_tail", False, "no promotion mark in the history", None, bound_s)
+    after = [
+        p
+        for p in completed_in_order(pair_ops(ops))
+        if p.invoke.kind in ("read", "write")
+        and p.completion is not None
+        and p.completion.mono >= promoted
+    ]
+    ok = [p for p in after if p.type == "ok"]
+    if not ok:
+        return Verdict("error_tail", False, "nothing succeeded after the promotion", None, bound_s)
+    start = ok[0].completion.mono  # type: ignore[union-attr]
+    failed = [p for p in after if p.type != "ok" and p.invoke.mono >= start]
+    tail = max((p.completion.mono for p in failed), default=start) - start  # type: ignore[union-attr]
+
+    def p95(pairs: list[Pair]) -> float | None:
+        lat = sorted(p.completion.mono - p.invoke.mono for p in pairs)  # type: ignore[union-attr]
+        return round(lat[int(len(lat) * 0.95)] * 1000, 1) if lat else None
+
+    early = p95([p for p in ok if p.invoke.mono < start + 1.0])
+    late = p95([p for p in ok if p.invoke.mono >= start + 1.0])
+    return Verdict(
+        "error_tail",
+        tail <= bound_s,
+        f"after the new primary's first answer, {len(failed)} operations failed, the last "
+        f"{tail:.2f}s after it (bound {bound_s:g}s); p95 latency {early} ms in the first "
+        f"second, {late} ms after",
+        round(tail, 3),
+        bound_s,
+        "s",
+        None,
+        {"failed": len(failed), "p95_first_second_ms": early, "p95_after_ms": late},
+    )

@@ -8,6 +8,7 @@ the second, like any other exception, as ``info``: an unknown outcome is never `
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 import httpx
 
 REGION_HEADER = "X-DR-Region"
+DOC_ID = re.compile(r"^[A-Za-z0-9]+-\d+$")  # a writer's document id, e.g. w3f9a1c-0000042
 
 
 @dataclass(frozen=True)
@@ -103,11 +105,13 @@ class HttpTransport:
         host_header: str | None = None,
         client: httpx.Client | None = None,
         point_read: str | None = None,
+        by_id: bool = False,
     ) -> None:
         """`point_read`: reads fetch this one document by id (`GET /documents/{id}`, the
         database alone) instead of searching (`GET /query`, database and index): a cheap
         read for clients that only need to know which region answers."""
         self._point_read = point_read
+        self._by_id = by_id  # a query of document ids reads each by id (read-your-writes)
         self._port = port
         self._scheme = scheme
         headers = {"Host": host_header} if host_header else {}
@@ -119,6 +123,9 @@ class HttpTransport:
     def read(self, address: str, query: str) -> ReadResult:
         if self._point_read is not None:
             return self._read_one(address, self._point_read)
+        ids = query.split()
+        if self._by_id and ids and all(DOC_ID.match(i) for i in ids):
+            return self._read_ids(address, ids)
         try:
             response = self._client.get(self._url(address, "/query"), params={"q": query})
         except httpx.TransportError as exc:
@@ -127,6 +134,23 @@ class HttpTransport:
             raise DefiniteFailure(f"read from {address}: HTTP {response.status_code}")
         body = response.json()
         return ReadResult(_region(response, body, address), _result_ids(body))
+
+    def _read_ids(self, address: str, ids: list[str]) -> ReadResult:
+        """Each id by `GET /documents/{id}`: found (200) or not (404); anything else fails."""
+        found, region = [], None
+        for doc_id in ids:
+            try:
+                response = self._client.get(self._url(address, f"/documents/{doc_id}"))
+            except httpx.TransportError as exc:
+                raise DefiniteFailure(f"read from {address}: {type(exc).__name__}: {exc}") from exc
+            if response.status_code not in (200, 404):
+                raise DefiniteFailure(
+                    f"read of {doc_id} from {address}: HTTP {response.status_code}"
+                )
+            region = _region(response, response.json(), address)
+            if response.status_code == 200:
+                found.append(doc_id)
+        return ReadResult(region or address, tuple(found))
 
     def _read_one(self, address: str, doc_id: str) -> ReadResult:
         try:

@@ -178,7 +178,33 @@ def quarterly(*, answered_by: str, p95_after: float, stated_rto_min: float) -> R
     return recorded
 
 
+def reads_after_promotion(
+    *, forgets: bool = False, demoted_answers: bool = False, errors_until: float = 0.0
+) -> RecordedDrill:
+    """Promotion at 100 s; west writes from 101 s every 0.5 s; reads every 0.5 s from
+    101.25 s expect the latest write; `forgets` drops it from one read, `demoted_answers`
+    lets us-east-1 answer one, and writes fail from the first answer until `errors_until`."""
+    b = HistoryBuilder()
+    b.write("e0", 10.0, region=EAST)
+    b.fault("us-east-1 cut off", 99.0, disaster=True)
+    b.phase("promotion", 100.0)
+    for n in range(20):
+        at = 101.0 + n * 0.5
+        failing = at < errors_until
+        b.write(f"w{n}", at, region=WEST, result="fail" if failing else "ok")
+        read_at = at + 0.25
+        expect = [] if failing else [f"w{n}"]
+        ids = [] if (forgets and n == 10) else expect
+        region = EAST if (demoted_answers and n == 12) else WEST
+        b.read(read_at, region=region, ids=ids, expect=expect)
+    return RecordedDrill(b.ops())
+
+
 CASES = {
+    "reads hold after the promotion": lambda: reads_after_promotion(),
+    "reads go wrong after the promotion": lambda: reads_after_promotion(
+        forgets=True, demoted_answers=True, errors_until=106.0
+    ),
     "quarterly test in order": lambda: quarterly(
         answered_by=WEST, p95_after=120.0, stated_rto_min=2.01 / 60
     ),

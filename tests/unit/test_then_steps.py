@@ -194,6 +194,24 @@ VIOLATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
             "(measured), the drill measured 0.0335 min",
         ),
     ),
+    "every read after the promotion saw the writes acknowledged before it": (
+        "Then every read after the promotion saw the writes acknowledged before it",
+        "reads go wrong after the promotion",
+        ("fail: read_your_writes: FAIL: 1 of", "did not see writes acknowledged before it"),
+    ),
+    "no read after the promotion was stale": (
+        "Then no read after the promotion was stale",
+        "reads go wrong after the promotion",
+        ("fail: stale_reads: FAIL:", "answered by the demoted region us-east-1"),
+    ),
+    "errors stopped within {seconds:d} seconds of the new primary's first answer": (
+        "Then errors stopped within 3 seconds of the new primary's first answer",
+        "reads go wrong after the promotion",
+        (
+            "fail: error_tail: FAIL: after the new primary's first answer, 9 operations failed",
+            "(bound 3s)",
+        ),
+    ),
 }
 
 
@@ -254,6 +272,13 @@ PASSING = {
     "the test query was answered by {region}": "quarterly test in order",
     "query latency stayed within {factor:d} times the baseline p95": "quarterly test in order",
     "the compliance report states the measured RTO and RPO": "quarterly test in order",
+    "every read after the promotion saw the writes acknowledged before it": (
+        "reads hold after the promotion"
+    ),
+    "no read after the promotion was stale": "reads hold after the promotion",
+    "errors stopped within {seconds:d} seconds of the new primary's first answer": (
+        "reads hold after the promotion"
+    ),
 }
 
 

@@ -236,6 +236,34 @@ def test_http_read_takes_the_region_from_the_header() -> None:
     assert _http(handler).read(ADDRESSES[WEST], "d1") == ReadResult(WEST, ("d1",))
 
 
+def test_http_read_by_id_fetches_each_expected_document() -> None:
+    """Read-your-writes reads the writer's ids back one by one: found (200) or not (404)."""
+    stored = {"w1a2b3c-0000001"}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        doc_id = request.url.path.rsplit("/", 1)[1]
+        assert request.url.path.startswith("/documents/")
+        status = 200 if doc_id in stored else 404
+        return httpx.Response(status, json={"id": doc_id}, headers={"X-DR-Region": WEST})
+
+    transport = HttpTransport(
+        port=8080, by_id=True, client=httpx.Client(transport=httpx.MockTransport(handler))
+    )
+    result = transport.read(ADDRESSES[WEST], "w1a2b3c-0000001 w1a2b3c-0000002")
+    assert result == ReadResult(WEST, ("w1a2b3c-0000001",))
+
+
+def test_http_read_by_id_still_searches_a_plain_query() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/query"
+        return httpx.Response(200, json={"results": []}, headers={"X-DR-Region": EAST})
+
+    transport = HttpTransport(
+        port=8080, by_id=True, client=httpx.Client(transport=httpx.MockTransport(handler))
+    )
+    assert transport.read(ADDRESSES[EAST], "settlement record") == ReadResult(EAST, ())
+
+
 def test_http_write_returns_the_ack() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         assert request.method == "POST" and request.url.path == "/documents"
