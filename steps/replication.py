@@ -107,6 +107,20 @@ def watch_until_alarm(drill: Drill, seconds: int) -> None:
 
 
 @when(
+    parsers.parse(
+        "the replication lag is watched until it exceeds {lag:d} seconds, for up to "
+        "{seconds:d} seconds"
+    ),
+    example="When the replication lag is watched until it exceeds 5 seconds, for up to 40 seconds",
+)
+def watch_until_lag(drill: Drill, lag: int, seconds: int) -> None:
+    """Sample replication every health interval until the measured lag exceeds `lag` s."""
+    if lag <= 0:
+        raise ConfigError(f"lag {lag} seconds: use a positive number of seconds")
+    _watch(drill, seconds, lambda s: s["lag_s"] > lag, f"the replication lag to exceed {lag}s")
+
+
+@when(
     parsers.parse("the replication lag is watched until it drains, for up to {seconds:d} seconds"),
     example="When the replication lag is watched until it drains, for up to 30 seconds",
 )
