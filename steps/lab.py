@@ -15,7 +15,7 @@ from drkit.faults.lab import (
     lab_params,
 )
 from drkit.lab.topology import check_proxy, check_region, check_source, replication_link
-from steps.registry import given, when
+from steps.registry import check_blips, given, in_range, when
 
 
 @given(
@@ -132,8 +132,7 @@ def watcher_fails_over(drill: Drill, seconds: int) -> None:
 )
 def writes_continue(drill: Drill, seconds: int) -> None:
     """Keep the workload running; this window is measured."""
-    if not 0 < seconds <= 600:
-        raise ConfigError(f"writes continue for {seconds} seconds: use 1 to 600 seconds")
+    in_range(seconds, 1, 600, "seconds of writes")
     drill.run_for(float(seconds))
 
 
@@ -169,8 +168,7 @@ def unfenced_failover(drill: Drill, region: str, old: str) -> None:
 def direct_writes(drill: Drill, region: str, seconds: int) -> None:
     """20 writes a second to the region's own address, past DNS: what a client with a stale
     answer, or a job configured with the old endpoint, would send."""
-    if not 0 < seconds <= 600:
-        raise ConfigError(f"writes for {seconds} seconds: use 1 to 600 seconds")
+    in_range(seconds, 1, 600, "seconds of direct writes")
     drill.write_directly(check_region(region), float(seconds))
 
 
@@ -211,8 +209,7 @@ def quiesce(drill: Drill) -> None:
 )
 def resume(drill: Drill, seconds: int) -> None:
     """A new writer through the public name, as the desk's clients reconnect."""
-    if not 0 < seconds <= 600:
-        raise ConfigError(f"writes resume for {seconds} seconds: use 1 to 600 seconds")
+    in_range(seconds, 1, 600, "seconds of resumed writes")
     drill.resume_writes()
     drill.run_for(float(seconds))
 
@@ -239,10 +236,7 @@ def planned_switchover(drill: Drill, region: str) -> None:
 def blips(drill: Drill, region: str, ms: int, times: int, gap: int) -> None:
     """Short region outages (a flapping primary), each healed and read back; the watcher's
     state is sampled throughout."""
-    if not 0 < ms <= 60_000 or not 0 < times <= 20 or not 0 <= gap <= 60:
-        raise ConfigError(
-            f"blips of {ms} ms, {times} times, {gap} s apart: use 1-60000 ms, 1-20 times, 0-60 s"
-        )
+    check_blips(ms, times, gap)
     region = check_region(region)
     drill.blips(
         lambda: SecurityGroupBlock(**lab_params(drill.lab), region=region),
@@ -281,8 +275,7 @@ def reading_clients(drill: Drill, count: int) -> None:
 )
 def keep_reading(drill: Drill, seconds: int) -> None:
     """Let the clients read on; this window is measured."""
-    if not 0 < seconds <= 600:
-        raise ConfigError(f"reading for {seconds} seconds: use 1 to 600 seconds")
+    in_range(seconds, 1, 600, "seconds of reading")
     drill.run_for(float(seconds))
 
 
@@ -319,9 +312,6 @@ def path_blips(drill: Drill, proxy: str, ms: int, times: int, gap: int) -> None:
     """Short blackholes of one path (a flapping link or endpoint), each healed and read
     back, the watcher's state sampled throughout; Toxiproxy makes them sharper than a
     security-group change can."""
-    if not 0 < ms <= 60_000 or not 0 < times <= 20 or not 0 <= gap <= 60:
-        raise ConfigError(
-            f"blips of {ms} ms, {times} times, {gap} s apart: use 1-60000 ms, 1-20 times, 0-60 s"
-        )
+    check_blips(ms, times, gap)
     check_proxy(proxy)
     drill.blips(lambda: LinkCut(**lab_params(drill.lab), proxy=proxy), ms / 1000, times, float(gap))

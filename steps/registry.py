@@ -80,6 +80,19 @@ when = _register("When", pytest_bdd.when)
 then = _register("Then", pytest_bdd.then)
 
 
+def in_range(value: int, low: int, high: int, what: str) -> int:
+    """A step parameter within [low, high], or the error naming it and the allowed range."""
+    if not low <= value <= high:
+        raise ConfigError(f"{what} {value}: out of range; use {low} to {high}")
+    return value
+
+
+def check_blips(ms: int, times: int, gap: int) -> None:
+    in_range(ms, 1, 60_000, "blip length (milliseconds)")
+    in_range(times, 1, 20, "number of blips")
+    in_range(gap, 0, 60, "seconds between blips")
+
+
 def closest_steps(text: str, n: int = 3) -> list[str]:
     patterns = [f"{s.keyword} {s.pattern}" for s in STEPS]
     return difflib.get_close_matches(text, patterns, n=n, cutoff=0.3)
