@@ -281,6 +281,9 @@ class RecordedDrill(DrillChecks):
     def profile(self) -> TimingProfile:
         return self.timing
 
+    def __repr__(self) -> str:  # short: Allure prints step arguments
+        return f"RecordedDrill({len(self.recorded)} ops)"
+
     def final_read(self, region: str) -> dict[str, str]:
         return self.finals[region]
 
@@ -318,10 +321,12 @@ class Drill(DrillChecks):
 
     # -- life cycle ----------------------------------------------------------------------
     def __enter__(self) -> Drill:
+        self.started = time.time()
         self.ledger.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.finished = time.time()
         try:
             self.stop_workload()
         finally:
@@ -563,6 +568,9 @@ class Drill(DrillChecks):
 
     def profile(self) -> TimingProfile:
         return self.lab.settings.profile
+
+    def __repr__(self) -> str:  # short: Allure prints step arguments into the report
+        return f"Drill({self.name!r})"
 
     def final_read(self, region: str) -> dict[str, str]:
         """id -> content hash (the writer's way) of every document in `region`'s database."""
@@ -1069,6 +1077,9 @@ class Drill(DrillChecks):
             "verdicts": [v.to_json() for v in self.verdicts],
             "failover_phases": self.failover_phases,
             "profile": asdict(self.profile()),
+            "objectives": asdict(self.objectives),
+            "started": getattr(self, "started", None),
+            "finished": getattr(self, "finished", None),
         }
 
     def write_summary(self) -> Path:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pytest_bdd
+import pytest_bdd.parsers
 
 from drkit.drill import DrillOutcomeError
 from drkit.errors import ConfigError, FaultInjectionFailed, TargetUnreachable
@@ -24,14 +25,39 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
+class Planned:
+    """What a step would do, for the registered plan: written before the drill runs, read by
+    the approver. ``text`` and ``resources`` are formatted with the step's parameters;
+    ``sets`` maps an objective (rto_s, rpo_s) to a function of the parameters."""
+
+    kind: str  # objective, fault, recovery, workload, setup, check
+    text: str
+    resources: tuple[str, ...] = ()
+    destructive: bool = False
+    sets: tuple[tuple[str, Callable[[dict[str, Any]], float]], ...] = ()
+
+    def render(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "text": self.text.format(**args),
+            "resources": [r.format(**args) for r in self.resources],
+            "destructive": self.destructive,
+            "sets": {name: fn(args) for name, fn in self.sets},
+        }
+
+
+@dataclass(frozen=True)
 class StepDoc:
     keyword: str
     pattern: str
     doc: str
     example: str
+    parser: Any = None
+    fn: Callable[..., Any] | None = None
 
 
 STEPS: list[StepDoc] = []
+DEFAULT_KIND = {"Given": "setup", "When": "action", "Then": "check"}
 
 
 def _outcome_of(keyword: str, exc: Exception) -> Outcome:
@@ -64,9 +90,11 @@ def _guard(keyword: str, pattern: str, fn: F) -> F:
 def _register(keyword: str, decorator: Callable[..., Any]) -> Callable[..., Callable[[F], F]]:
     def factory(pattern: Any, *, example: str = "", **kw: Any) -> Callable[[F], F]:
         text = pattern if isinstance(pattern, str) else str(pattern.name)  # a pytest-bdd parser
+        parser = pytest_bdd.parsers.string(pattern) if isinstance(pattern, str) else pattern
 
         def decorate(fn: F) -> F:
-            STEPS.append(StepDoc(keyword, text, (fn.__doc__ or "").strip(), example or text))
+            doc = (fn.__doc__ or "").strip()
+            STEPS.append(StepDoc(keyword, text, doc, example or text, parser, fn))
             decorator(pattern, stacklevel=2, **kw)(_guard(keyword, text, fn))
             return fn
 
@@ -91,6 +119,33 @@ def check_blips(ms: int, times: int, gap: int) -> None:
     in_range(ms, 1, 60_000, "blip length (milliseconds)")
     in_range(times, 1, 20, "number of blips")
     in_range(gap, 0, 60, "seconds between blips")
+
+
+def plan_step(keyword: str, text: str) -> dict[str, Any]:
+    """What the step `keyword text` would do, from its registration alone (nothing runs);
+    kind `unknown` when no registered step matches (the run itself reports it with hints)."""
+    from steps.plans import PLANS
+
+    for step in STEPS:
+        if step.keyword == keyword and step.parser.is_matching(text):
+            args = step.parser.parse_arguments(text) or {}
+            if (planned := PLANS.get((keyword, step.pattern))) is not None:
+                return planned.render(args)
+            summary = step.doc.split("\n\n")[0].replace("\n", " ")
+            return {
+                "kind": DEFAULT_KIND[keyword],
+                "text": summary or text,
+                "resources": [],
+                "destructive": False,
+                "sets": {},
+            }
+    return {
+        "kind": "unknown",
+        "text": f"unknown step '{keyword} {text}'",
+        "resources": [],
+        "destructive": False,
+        "sets": {},
+    }
 
 
 def closest_steps(text: str, n: int = 3) -> list[str]:

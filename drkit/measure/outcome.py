@@ -74,18 +74,71 @@ def failure_message(outcome: Outcome, reason: str) -> str | None:
     return f"{outcome.value}: {reason or DESCRIPTIONS[outcome]}"
 
 
-def allure_categories() -> list[dict[str, Any]]:
-    """``categories.json`` entries: one per non-pass outcome, matching its failure message.
+_ANY = r"[\s\S]*"
+_PREFIX = r"(?:[\w.]+: )?"  # the exception's name, as Allure shows the message
 
-    ``[\\s\\S]*`` spans newlines both in Java regexes (Allure 2) and in JavaScript (Allure 3).
+
+def _outcome(outcome: Outcome) -> str:
+    return rf"{_PREFIX}{outcome.value}: "
+
+
+# What an auditor asks first. Each entry: name, description, and a pattern matched from the
+# message's start; a message lands in the first category whose pattern matches, and only in
+# that one (each category's regex excludes the patterns before it).
+CATEGORIES: tuple[tuple[str, str, str], ...] = (
+    (
+        "RTO breach",
+        "the measured RTO exceeded its objective or the profile's budget, or the failover "
+        "did not come within the drill's wait",
+        rf"{_PREFIX}fail: (?:(?:rto|budget): FAIL|When step 'the watcher fails over)",
+    ),
+    (
+        "RPO breach",
+        "acknowledged writes were lost beyond the RPO objective",
+        rf"{_PREFIX}fail: rpo: FAIL",
+    ),
+    (
+        "fault not healed",
+        "a fault stayed applied after the drill: `drkit rollback` heals it",
+        rf"{_ANY}(?:could not heal|fault not healed)",
+    ),
+    (
+        "target unreachable",
+        "a service of the target did not answer: nothing was proven either way",
+        rf"{_ANY}(?:TargetUnreachable|target unreachable)",
+    ),
+    ("not exercised", DESCRIPTIONS[Outcome.NOT_EXERCISED], _outcome(Outcome.NOT_EXERCISED)),
+    (
+        "product defect",
+        "the system under test broke a promise other than RTO and RPO (fencing, split brain, "
+        "stale reads, index drift, a pre-flight, ...)",
+        _outcome(Outcome.FAIL),
+    ),
+    *(
+        (o.value, DESCRIPTIONS[o], _outcome(o))
+        for o in MERGE_ORDER
+        if o not in (Outcome.PASS, Outcome.FAIL, Outcome.NOT_EXERCISED)
+    ),
+)
+
+
+def allure_categories() -> list[dict[str, Any]]:
+    """``categories.json``: RTO breach, RPO breach, fault not healed, target unreachable, not
+    exercised, product defect, then the other non-pass outcomes; mutually exclusive.
+
+    Anchored at the start and open at the end, each regex means the same whether the report
+    matches it whole (Allure 2, Java) or searches with it (JavaScript); ``[\\s\\S]`` spans
+    newlines in both.
     """
-    return [
-        {
-            "name": outcome.value,
-            "description": DESCRIPTIONS[outcome],
-            "messageRegex": rf"^(?:[\w.]+: )?{outcome.value}: [\s\S]*",
-            "matchedStatuses": ["failed", "broken"],
-        }
-        for outcome in MERGE_ORDER
-        if not outcome.passed
-    ]
+    found = []
+    for n, (name, description, pattern) in enumerate(CATEGORIES):
+        excluded = "".join(f"(?!{earlier})" for _, _, earlier in CATEGORIES[:n])
+        found.append(
+            {
+                "name": name,
+                "description": description,
+                "messageRegex": f"^{excluded}{pattern}{_ANY}",
+                "matchedStatuses": ["failed", "broken"],
+            }
+        )
+    return found
