@@ -5,9 +5,9 @@ PY := $(VENV)/bin/python
 TOXIPROXY_VERSION := v2.12.0
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: setup python-env toxiproxy postgres test test-unit test-integration drill lint bench lab-up lab-down clean
+.PHONY: setup python-env toxiproxy postgres report-tools test test-unit test-integration drill lint bench lab-up lab-down clean
 
-setup: python-env toxiproxy postgres
+setup: python-env toxiproxy postgres report-tools
 
 python-env: $(VENV)/.installed
 
@@ -29,6 +29,10 @@ toxiproxy:
 
 postgres:
 	@bash .ci/ensure-postgres.sh
+
+# Chromium, Node.js and Allure 3 (reports/package-lock.json) for the offline HTML report.
+report-tools:
+	@bash .ci/ensure-report-tools.sh
 
 test: setup
 	$(VENV)/bin/pytest
