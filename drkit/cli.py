@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from drkit.errors import DrillError, LabError
+from drkit.evidence.cli import register as register_evidence
 from drkit.lab.lab import Lab
 from drkit.lab.lock import lab_lock
 from drkit.paths import new_run_id
@@ -178,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rollback.add_argument("--json", action="store_true", help="print machine-readable JSON")
     rollback.set_defaults(func=cmd_rollback)
+
+    register_evidence(sub)
 
     serve = sub.add_parser("serve", help="run the DR control API (FastAPI, /docs)")
     serve.add_argument("--host", default="127.0.0.1")
