@@ -43,10 +43,17 @@ test-unit: setup
 test-integration: setup
 	$(VENV)/bin/pytest -m integration
 
+# The catalog on the lab, then the sealed evidence package (built on failure too: a failed
+# drill's evidence is the point); the exit status is the drills'.
+QUARTER ?= $(shell date -u +%Y)-Q$(shell echo $$(( ($$(date -u +%-m) - 1) / 3 + 1 )))
 drill: setup
 	$(VENV)/bin/drkit lab up
-	$(VENV)/bin/pytest drills -p no:cacheprovider
-	@echo "drill evidence (histories, ledger, Allure results): $$(ls -td reports/runs/*/ | head -1)"
+	@run_id=$$(date -u +%Y%m%dT%H%M%SZ)-$$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n'); \
+	DRKIT_RUN_ID=$$run_id $(VENV)/bin/pytest drills -p no:cacheprovider --dr-quarter $(QUARTER) \
+	  --junitxml=reports/runs/$$run_id/junit.xml $(DRILL_ARGS); status=$$?; \
+	$(VENV)/bin/drkit evidence build --results reports/runs/$$run_id --quarter $(QUARTER) \
+	  --out reports/evidence || exit $$?; \
+	exit $$status
 
 lint: python-env
 	$(VENV)/bin/ruff check .

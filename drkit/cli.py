@@ -7,9 +7,11 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from drkit.errors import DrillError, LabError
+from drkit.evidence.cli import evidence_subcommands
 from drkit.evidence.cli import register as register_evidence
 from drkit.lab.lab import Lab
 from drkit.lab.lock import lab_lock
@@ -136,6 +138,63 @@ def cmd_lab_watcher(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evidence_build(args: argparse.Namespace) -> int:
+    from drkit.evidence.package import build_package
+    from drkit.evidence.seal import load_signing_key
+
+    package = build_package(
+        args.results,
+        quarter=args.quarter,
+        out=args.out,
+        key=load_signing_key(args.key),
+        firm=args.firm,
+    )
+    if args.json:
+        print(json.dumps(package.to_json(), indent=2))
+        return 0
+    print(f"evidence package: {package.zip} ({package.status})")
+    print(f"  folder:            {package.folder}")
+    print(f"  HTML report:       {package.report}")
+    print(f"  one-file report:   {package.single_file}")
+    print(f"  compliance report: {package.compliance}")
+    if package.key_kind == "lab":
+        print("  signed with this machine's lab key: not fit for production evidence")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """`pytest --dr-plan` in a child process: collection only, nothing runs."""
+    import subprocess
+
+    from drkit.paths import PROJECT_ROOT
+
+    selection = list(args.pytest_args) or [str(PROJECT_ROOT / "drills")]
+    argv = [sys.executable, "-m", "pytest", "--dr-plan", "-q", "-p", "no:cacheprovider"]
+    for flag, value in (
+        ("--dr-approver", args.approver),
+        ("--dr-change-ticket", args.change_ticket),
+        ("--dr-quarter", args.quarter),
+    ):
+        if value:
+            argv += [flag, value]
+    done = subprocess.run(argv + selection, capture_output=True, text=True)
+    plan_line = next((line for line in done.stdout.splitlines() if line.startswith("plan: ")), None)
+    if done.returncode != 0 or plan_line is None:
+        raise DrillError(
+            "the plan could not be made: "
+            + (done.stderr.strip() or done.stdout.strip()).splitlines()[-1]
+        )
+    path = Path(plan_line.split()[1])
+    if args.json:
+        print(path.read_text(), end="")
+    else:
+        from drkit.evidence.plan import render_text
+
+        print(render_text(json.loads(path.read_text())))
+        print(plan_line)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -180,7 +239,40 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--json", action="store_true", help="print machine-readable JSON")
     rollback.set_defaults(func=cmd_rollback)
 
-    register_evidence(sub)
+    evidence = register_evidence(sub)
+    build = evidence_subcommands(evidence).add_parser(
+        "build",
+        help="build the sealed evidence package of a drill run (Allure results, HTML report, "
+        "compliance report, histories, ledger, signed manifest) as a folder and a zip",
+    )
+    build.add_argument(
+        "--results", required=True, type=Path, help="the run folder (reports/runs/<run-id>)"
+    )
+    build.add_argument("--quarter", required=True, help="the quarter, e.g. 2026-Q4")
+    build.add_argument("--out", required=True, type=Path, help="where the package is written")
+    build.add_argument(
+        "--key",
+        type=Path,
+        default=None,
+        help="Ed25519 private key (PEM); default DRKIT_SIGNING_KEY or DRKIT_SIGNING_KEY_FILE, "
+        "else this machine's lab key (marked unfit for production)",
+    )
+    build.add_argument("--firm", default="the firm", help="the firm named in the report")
+    build.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    build.set_defaults(func=cmd_evidence_build)
+
+    plan = sub.add_parser(
+        "plan",
+        help="print the registered plan of the selected drills (faults, resources, objectives, "
+        "expected duration); changes nothing",
+        description="Arguments after `--` go to pytest (e.g. `drkit plan -- -k outage`).",
+    )
+    plan.add_argument("--approver", default=None, help="who approves the run")
+    plan.add_argument("--change-ticket", default=None, help="the change ticket")
+    plan.add_argument("--quarter", default=None, help="the quarter, e.g. 2026-Q4")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.add_argument("pytest_args", nargs="*", help="pytest selection (paths, -k, -m)")
+    plan.set_defaults(func=cmd_plan)
 
     serve = sub.add_parser("serve", help="run the DR control API (FastAPI, /docs)")
     serve.add_argument("--host", default="127.0.0.1")

@@ -1080,6 +1080,7 @@ class Drill(DrillChecks):
             "objectives": asdict(self.objectives),
             "started": getattr(self, "started", None),
             "finished": getattr(self, "finished", None),
+            "result": getattr(self, "result", None),
         }
 
     def write_summary(self) -> Path:

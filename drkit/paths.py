@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,25 @@ def runs_dir() -> Path:
     """Run folders live in `reports/runs/` (ignored by git); `DRKIT_RUNS_DIR` moves them."""
     override = os.environ.get("DRKIT_RUNS_DIR")
     return Path(override).resolve() if override else (Path.cwd() / "reports" / "runs").resolve()
+
+
+RUN_ID_ENV = "DRKIT_RUN_ID"
+RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-z]{1,16}$")
+
+
+def run_id_from_env() -> str | None:
+    """A run id a script chose (`DRKIT_RUN_ID`, e.g. `make drill`), checked; None if unset."""
+    chosen = os.environ.get(RUN_ID_ENV)
+    if not chosen:
+        return None
+    if not RUN_ID.match(chosen):
+        from drkit.errors import ConfigError
+
+        raise ConfigError(
+            f"{RUN_ID_ENV}={chosen!r}: not a run id; use UTC time and a suffix, "
+            "e.g. 20261126T051729Z-3f9a, or unset it"
+        )
+    return chosen
 
 
 def new_run_id(now: datetime | None = None) -> str:

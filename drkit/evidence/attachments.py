@@ -65,7 +65,7 @@ def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
 def verdict_of(summary: Mapping[str, Any], checker: str) -> Mapping[str, Any] | None:
     for verdict in summary.get("verdicts", []):
         if verdict.get("checker") == checker:
-            return verdict  # type: ignore[no-any-return]
+            return verdict
     return None
 
 
@@ -104,7 +104,7 @@ def ledger_rows(ledger: Path, since: float | None, until: float | None) -> list[
         return []
     records: dict[int, dict[str, Any]] = {}
     for event in read_chain(ledger).records:
-        name, wall = event.get("event"), event.get("wall")
+        name, wall = event.get("event"), float(event.get("wall") or 0.0)
         if name == "intent":
             rec = event["record"]
             if (since is not None and wall < since) or (until is not None and wall > until):
@@ -226,11 +226,19 @@ def charts(
         found.append(Attachment("replication lag", lag, "image/png", "png"))
     rto = verdict_of(summary, "rto")
     objective = rto.get("objective") if rto else None
-    if (waterfall := draw.rto_waterfall(ops, title=title, objective_s=objective)) is not None:
+    budget = verdict_of(summary, "budget")
+    waterfall = draw.rto_waterfall(
+        ops,
+        title=title,
+        objective_s=objective,
+        budget_s=budget.get("objective") if budget else None,
+        error_bar_s=rto.get("error_bar") if rto else None,
+    )
+    if waterfall is not None:
         found.append(Attachment("RTO waterfall by phase", waterfall, "image/png", "png"))
     measured = rto is not None or verdict_of(summary, "rpo") is not None
     if runs is not None and measured:
-        points = draw.load_trend(runs, str(summary.get("name")), last=10)
+        points = measured_trend(runs, str(summary.get("name")))
         if points:
             found.append(
                 Attachment(
@@ -241,6 +249,14 @@ def charts(
                 )
             )
     return found
+
+
+def measured_trend(runs: Path, name: str, last: int = 10) -> list[Any]:
+    """The drill's RTO/RPO in the last runs that kept verdicts (older runs kept histories
+    only: nothing measured to show)."""
+    from drkit.evidence.charts import load_trend
+
+    return [p for p in load_trend(runs, name, last=last) if p.verdict != "no verdicts"]
 
 
 def for_drill(

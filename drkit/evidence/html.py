@@ -132,6 +132,7 @@ def _run_allure(results: Path, out: Path, *, single_file: bool, name: str) -> st
     ]
     env = {**os.environ, "DRKIT_REPORT_SINGLE_FILE": "1" if single_file else "0", "NO_COLOR": "1"}
     env["ALLURE_NO_ANALYTICS"] = "true"  # honoured by the allure2 plugin only, should it be used
+    env["DRKIT_REPORT_CATEGORIES"] = str((results / "categories.json").resolve())
     try:
         done = subprocess.run(
             command,
