@@ -320,10 +320,10 @@ def _summary(
             f"on {where}, started {meta.get('started_at', '-')}, quarter {quarter}."
         )
         .text(
-            f"{firm} tested its business-continuity plan as required by FINRA Rule 4370 by "
-            "injecting real faults and failing over to the DR region; every figure below was "
-            "measured black-box by the drill harness from the drills' own histories, which are "
-            "preserved in this package (SEC Rule 17a-4)."
+            f"{firm[:1].upper()}{firm[1:]} tested its business-continuity plan as required by "
+            "FINRA Rule 4370 by injecting real faults and failing over to the DR region; every "
+            "figure below was measured black-box by the drill harness from the drills' own "
+            "histories, which are preserved in this package (SEC Rule 17a-4)."
         )
         .table(
             ("drill", "result", "RTO", "RPO", "lost writes", "other verdicts"),
