@@ -120,6 +120,7 @@ class ReplicationMonitor:
         self.rpo_objective_seconds = rpo_objective_seconds
         self.consistency = consistency or self._target_consistency
         self.last_status: ReplicationStatus | None = None
+        self.last_complete_status: ReplicationStatus | None = None  # primary up, all measured
         self.last_publish_error: str | None = None
         self._target: Any = target  # None: the active target, found on first use
         self._last_proven_lag: tuple[float, float] | None = None  # (lag, monotonic time)
@@ -150,9 +151,16 @@ class ReplicationMonitor:
         )
         dr = self._sample_dr()
         status = self._status(primary, dr, measured_at)
-        self.last_status = status
+        self.remember(status)
         self._publish(status)
         return status
+
+    def remember(self, status: ReplicationStatus) -> None:
+        """Keep the sample; also as the last complete one when the primary answered and the
+        consistency was measured (a primary that dies mid-sample leaves it unmeasured)."""
+        self.last_status = status
+        if status.primary_reachable and math.isfinite(status.data_consistency_ratio):
+            self.last_complete_status = status
 
     def _publish(self, status: ReplicationStatus) -> None:
         """Metrics to the active target's CloudWatch; a failure is kept, never raised."""

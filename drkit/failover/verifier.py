@@ -95,10 +95,17 @@ class DRVerifier:
         }
 
     def _baseline(self, previous: ReplicationStatus | None) -> ReplicationStatus | None:
-        """The last sample taken while the primary was reachable."""
-        if previous is not None and previous.primary_reachable:
-            return previous
-        return self.last_good_sample
+        """The last sample taken while the primary was reachable, preferring one whose
+        consistency was measured: a primary that dies in the middle of a sample leaves its
+        consistency unmeasured, and the sample before it still tells what the DR side holds."""
+        reachable = [
+            s
+            for s in (previous, self.monitor.last_complete_status, self.last_good_sample)
+            if s is not None and s.primary_reachable
+        ]
+        complete = [s for s in reachable if math.isfinite(s.data_consistency_ratio)]
+        found = complete or reachable
+        return found[0] if found else None
 
     # -- planned -------------------------------------------------------------------------
     def _planned(self, s: ReplicationStatus) -> list[Check]:

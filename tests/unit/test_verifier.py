@@ -46,8 +46,8 @@ class ScriptedMonitor(ReplicationMonitor):
         sample = self.samples.pop(0)
         if sample.measured_at == TAKEN_NOW:
             sample = replace(sample, measured_at=datetime.now(UTC))
-        self.last_status = sample
-        return self.last_status
+        self.remember(sample)
+        return sample
 
 
 class TwinTarget:
@@ -134,6 +134,28 @@ def test_unplanned_judges_from_the_last_sample_before_the_failure() -> None:
     assert result["mode"] == "unplanned" and result["ready"], result["issues"]
     names = [c["name"] for c in result["checks"]]
     assert "age of the last sample" in names and "replication connected" not in names
+
+
+def test_a_primary_lost_in_the_middle_of_a_sample_is_judged_from_the_sample_before() -> None:
+    """The crash lands between the lag query and the consistency read: the last sample has
+    the primary reachable and consistency unmeasured; the complete one before it decides."""
+    cut_short = replace(GOOD, data_consistency_ratio=float("nan"))
+    monitor = ScriptedMonitor(GOOD, cut_short, LOST)
+    monitor.check_replication_lag()  # the watcher's own samples, before the pre-flight
+    monitor.check_replication_lag()
+    result = DRVerifier(monitor, target=TwinTarget()).run_health_checks(mode="unplanned")
+    assert result["mode"] == "unplanned" and result["ready"], result["issues"]
+    checks = {c["name"]: c for c in result["checks"]}
+    assert checks["data consistency before the failure"]["observed"] == 1.0
+
+
+def test_unplanned_refuses_when_no_sample_before_the_failure_measured_consistency() -> None:
+    cut_short = replace(GOOD, data_consistency_ratio=float("nan"))
+    monitor = ScriptedMonitor(cut_short, LOST)
+    monitor.check_replication_lag()
+    result = DRVerifier(monitor, target=TwinTarget()).run_health_checks(mode="unplanned")
+    assert not result["ready"]
+    assert "data consistency before the failure could not be measured" in result["issues"][0]
 
 
 def test_unplanned_refuses_when_the_last_sample_was_already_lagging() -> None:
