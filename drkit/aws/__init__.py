@@ -1,0 +1,1 @@
+"""The aws target's parts: configuration, control-plane operations, safety interlocks."""
