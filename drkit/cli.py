@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from drkit.aws.abort_cli import register_abort
 from drkit.errors import DrillError, LabError
 from drkit.evidence.cli import evidence_subcommands
 from drkit.evidence.cli import register as register_evidence
@@ -260,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--firm", default="the firm", help="the firm named in the report")
     build.add_argument("--json", action="store_true", help="print machine-readable JSON")
     build.set_defaults(func=cmd_evidence_build)
+    register_abort(sub)
 
     plan = sub.add_parser(
         "plan",
