@@ -7,6 +7,7 @@ does not take makes it `not_exercised`, a breached objective `fail`, missing dat
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -321,12 +322,25 @@ class Drill(DrillChecks):
 
     # -- life cycle ----------------------------------------------------------------------
     def __enter__(self) -> Drill:
+        from drkit.aws.interlocks import KillSwitch, interrupt_main
+
         self.started = time.time()
         self.ledger.__enter__()
+
+        # `drkit abort` (a STOP file in the state folder): SIGINT to this thread, so the abort
+        # takes Ctrl-C's path and the ledger heals every open fault on the way out
+        def abort(reason: str) -> None:
+            interrupt_main(reason)
+
+        self.killswitch = KillSwitch(self.lab.state, abort, 0.5)
+        self.killswitch.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.finished = time.time()
+        # a SIGINT the switch sent just before it stopped may surface here: we are leaving
+        with contextlib.suppress(KeyboardInterrupt):
+            self.killswitch.stop()
         try:
             self.stop_workload()
         finally:
@@ -339,7 +353,12 @@ class Drill(DrillChecks):
                     self._pitr.remove()  # the scratch cluster never outlives its drill
 
     def _mark_interruption(self, exc: BaseException | None) -> None:
-        """An interrupted drill's partial history says so, after its heals, as its last op."""
+        """An interrupted drill's partial history says so, after its heals, as its last op;
+        an abort (`drkit abort`) is told from a Ctrl-C by the kill switch that tripped."""
+        if (reason := self.killswitch.tripped) is not None:
+            self.history.observe("aborted", None, reason=reason, faults_healed=True)
+            self.result = {"status": "aborted", "message": f"aborted: {reason}"}
+            return
         by = getattr(self.ledger, "interrupted_by", None)
         if by is None and isinstance(exc, KeyboardInterrupt):
             by = type(exc).__name__

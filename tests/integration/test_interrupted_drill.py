@@ -113,3 +113,29 @@ def test_after_sigkill_drkit_rollback_heals_every_fault(fresh_lab: Lab, tmp_path
     assert rollback.returncode == 0, rollback.stderr
     assert fault_traces(fresh_lab) == [], rollback.stdout
     assert history_of(tmp_path), "the killed drill's history up to the kill is readable"
+
+
+def test_drkit_abort_heals_and_stops_the_running_drill_within_seconds(
+    fresh_lab: Lab, tmp_path: Path
+) -> None:
+    """The kill switch: `drkit abort` writes a STOP file; the drill's switch sees it within
+    half a second, heals its four faults and stops, and its history says it was aborted."""
+    drill = start_drill(tmp_path)
+    wait_for_all_faults(fresh_lab, drill)
+    try:
+        asked = time.monotonic()
+        abort = run_drkit("abort", "--reason", "operator saw errors on the trading desk")
+        assert abort.returncode == 0, abort.stderr
+        output, _ = drill.communicate(timeout=90)
+        stopped_s = time.monotonic() - asked
+    finally:
+        run_drkit("abort", "--clear")
+    assert drill.returncode != 0, output
+    assert fault_traces(fresh_lab) == [], output
+    ops = history_of(tmp_path)
+    heals = [op for op in ops if op["kind"] == "fault" and op["value"].get("f") == "heal"]
+    assert len([op for op in heals if op["type"] == "ok"]) == 4, heals
+    assert ops[-1]["value"]["check"] == "aborted", ops[-1]
+    assert "operator saw errors" in ops[-1]["value"]["reason"]
+    # "within seconds": the four heals read back, well inside the 120 s the drill would run
+    assert stopped_s < 60, f"the drill took {stopped_s:.1f}s to stop after `drkit abort`"
