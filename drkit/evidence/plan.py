@@ -56,6 +56,7 @@ class PlannedDrill:
     objectives: dict[str, float] = field(default_factory=dict)
     expected_duration_s: float | None = None
     duration_basis: str = ""
+    aws_resources: list[str] = field(default_factory=list)  # with --dr-target aws
 
     @property
     def faults(self) -> list[dict[str, Any]]:
@@ -81,6 +82,7 @@ class PlannedDrill:
             "destructive": any(s["destructive"] for s in self.steps),
             "expected_duration_s": self.expected_duration_s,
             "duration_basis": self.duration_basis,
+            "aws_resources": self.aws_resources,
             "steps": self.steps,
         }
 
@@ -153,6 +155,7 @@ def build_plan(
             "faults": sum(len(d.faults) for d in drills),
             "destructive_drills": sum(1 for d in drills if any(s["destructive"] for s in d.steps)),
             "resources": sorted({r for d in drills for r in d.resources}),
+            "aws_resources": sorted({r for d in drills for r in d.aws_resources}),
             "expected_duration_s": round(sum(known), 1) if known else None,
             "drills_without_estimate": len(drills) - len(known),
         },
@@ -223,8 +226,13 @@ def render_text(plan: Mapping[str, Any]) -> str:
                 lines.append(f"    recovery: {step['text']}")
         if drill["resources"]:
             lines.append(f"    touches: {'; '.join(drill['resources'])}")
+        for resource in drill.get("aws_resources", []):
+            lines.append(f"    aws: {resource}")
     lines += ["", "resources touched by the run:"]
     lines += [f"  - {r}" for r in totals["resources"]]
+    if totals.get("aws_resources"):
+        lines += ["", "AWS resources touched by the run:"]
+        lines += [f"  - {r}" for r in totals["aws_resources"]]
     return "\n".join(lines)
 
 
@@ -311,3 +319,61 @@ def run_metadata(
         "tool_versions": tool_versions(),
         "command": list(argv),
     }
+
+
+# -- the aws target: what each lab-named resource is on AWS --------------------------------
+
+
+def aws_resources_of(drill: PlannedDrill, aws: Any) -> list[str]:
+    """The AWS resources behind a drill's resources, from the aws config (an AwsConfig)."""
+    import re
+
+    found: dict[str, None] = {}
+
+    def add(text: str) -> None:
+        found.setdefault(text, None)
+
+    def regions_in(resource: str) -> list[str]:
+        named = [r for r in aws.regions if r in resource]
+        return named or (list(aws.regions) if "both regions" in resource else [])
+
+    for resource in drill.resources:
+        if resource.startswith("security group of"):
+            for region in regions_in(resource):
+                net = aws.regions[region].network
+                ports = ", ".join(map(str, net.ports)) or "all ports"
+                for group in net.security_groups or ("(none declared: the fault is refused)",):
+                    add(f"EC2 security group {group} in {region} (ports {ports}; ingress and "
+                        "egress snapshotted, restored by difference)")  # fmt: skip
+        elif resource.startswith("PostgreSQL in"):
+            for region in regions_in(resource):
+                db = aws.regions[region].database
+                how = {
+                    "rds": f"RDS instance {db.identifier}",
+                    "aurora-global": f"Aurora global cluster {db.identifier}",
+                }.get(aws.promotion, "self-managed PostgreSQL (pg_promote)")
+                instance = f", EC2 instance {db.ec2_instance_id}" if db.ec2_instance_id else ""
+                add(f"database {db.host}:{db.port} in {region}: {how}{instance}")
+        elif resource.startswith("public DNS record"):
+            r53 = aws.route53
+            add(f"Route 53 zone {r53.zone_id} record {r53.record} ({r53.mode}, TTL {r53.ttl} s)")
+        elif resource.startswith("index of"):
+            for region in regions_in(resource):
+                index = aws.regions[region].index
+                none = f"no Pinecone index configured in {region}: index steps are refused"
+                add(f"Pinecone index {index.host} ({region})" if index else none)
+        elif resource.startswith("failover watcher"):
+            ours = "drkit's watcher, run by the harness (health checks from the DR region)"
+            theirs = "the organisation's own failover automation (observed, not driven)"
+            add(ours if aws.automation == "drkit-watcher" else theirs)
+        elif resource.startswith("fence on"):
+            for region in regions_in(resource) or [aws.primary_region]:
+                add(f"the service fence of {region} ({aws.regions[region].service_url})")
+        elif re.search(r"Toxiproxy|replication link", resource):
+            add(f"{resource}: a Toxiproxy path, which exists on the lab's data plane only; "
+                "on AWS this fault needs an FIS template or is refused")  # fmt: skip
+    add(f"CloudWatch namespace {aws.cloudwatch_namespace} (drill metrics written)")
+    for stop in aws.stop_conditions:
+        add(f"stop condition {stop.name}: " + (f"alarm {stop.alarm} (read)" if stop.alarm
+            else f"probe {stop.probe_url} (read)"))  # fmt: skip
+    return list(found)
