@@ -196,6 +196,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lab_aws_config(args: argparse.Namespace) -> int:
+    from drkit.aws.hybrid import lab_aws_config
+
+    lab = Lab()
+    if lab.toxiproxy.pid() is None:
+        raise LabError(f"the lab in {lab.state} is not running; start it with `drkit lab up`")
+    text = lab_aws_config(lab)
+    if args.out is None:
+        print(text, end="")
+    else:
+        args.out.write_text(text)
+        print(f"wrote {args.out}; run drills with --dr-target aws --dr-config {args.out}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -228,6 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watcher.add_argument("switch", choices=["on", "off"])
     watcher.set_defaults(func=cmd_lab_watcher)
+    aws_config = lab_sub.add_parser(
+        "aws-config",
+        help="print an aws-target config for the running lab (control plane: the lab's moto "
+        "server; data plane: the lab), to run drills with --dr-target aws without AWS",
+    )
+    aws_config.add_argument("--out", type=Path, default=None, help="write it here instead")
+    aws_config.set_defaults(func=cmd_lab_aws_config)
 
     rollback = sub.add_parser(
         "rollback", help="heal every fault a killed run left open (never undoes recovery actions)"
