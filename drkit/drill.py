@@ -299,6 +299,7 @@ class Drill(DrillChecks):
     objectives: Objectives = field(default_factory=Objectives)
     verdicts: list[Verdict] = field(default_factory=list)
     lag_threshold_s: float | None = None  # the planned pre-flight's; None: the verifier's
+    aws: Any = None  # an AwsRuntime with --dr-target aws (faults through the AWS APIs)
 
     def __post_init__(self) -> None:
         slug = re.sub(r"[^A-Za-z0-9]+", "-", self.name).strip("-").lower()[:72].strip("-")

@@ -76,10 +76,17 @@ def workload(drill: Drill) -> None:
     example="When us-east-1 is cut off by its security group",
 )
 def security_group_outage(drill: Drill, region: str) -> None:
-    """The disaster: every ingress rule of the region's group revoked (traffic blackholed)."""
-    drill.inject(
-        SecurityGroupBlock(**lab_params(drill.lab), region=check_region(region)), disaster=True
-    )
+    """The disaster: every ingress rule of the region's group revoked (traffic blackholed).
+    On the aws target: every rule of the region's declared groups, through the EC2 API,
+    after the blast-radius and market-hours interlocks."""
+    region = check_region(region)
+    if drill.aws is not None:
+        first, *rest = drill.aws.region_outage(region)
+        drill.inject(first, disaster=True)
+        for fault in rest:
+            drill.inject(fault)
+        return
+    drill.inject(SecurityGroupBlock(**lab_params(drill.lab), region=region), disaster=True)
 
 
 @when(

@@ -18,7 +18,12 @@ import pytest_bdd
 import pytest_bdd.parsers
 
 from drkit.drill import DrillOutcomeError
-from drkit.errors import ConfigError, FaultInjectionFailed, TargetUnreachable
+from drkit.errors import (
+    ConfigError,
+    FaultInjectionFailed,
+    TargetUnreachable,
+    UnsafeDrillRefused,
+)
 from drkit.measure.outcome import Outcome
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -61,8 +66,8 @@ DEFAULT_KIND = {"Given": "setup", "When": "action", "Then": "check"}
 
 
 def _outcome_of(keyword: str, exc: Exception) -> Outcome:
-    if keyword == "Given" or isinstance(exc, ConfigError):
-        return Outcome.INCONCLUSIVE
+    if keyword == "Given" or isinstance(exc, ConfigError | UnsafeDrillRefused):
+        return Outcome.INCONCLUSIVE  # refused before its fault: nothing was tested
     if isinstance(exc, FaultInjectionFailed):
         return Outcome.NOT_EXERCISED
     if keyword == "When" and isinstance(exc, TimeoutError):

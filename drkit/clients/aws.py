@@ -16,7 +16,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from drkit.errors import DrillError, TargetUnreachable
+from drkit.errors import ConfigError, DrillError, TargetUnreachable
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -127,6 +127,12 @@ def aws_errors(what: str, where: str) -> Iterator[None]:
     except botocore.exceptions.ClientError as exc:
         code = error_code(exc)
         raise AwsRequestError(f"{what} refused by {where}: {exc}", code) from exc
+    except botocore.exceptions.NoCredentialsError as exc:
+        raise ConfigError(
+            f"{what}: no AWS credentials found for {where}; set AWS_PROFILE (or "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run from a role); against the lab's "
+            "moto any value works, e.g. AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing"
+        ) from exc
     except (botocore.exceptions.BotoCoreError, OSError) as exc:
         raise TargetUnreachable(
             f"{what}: {where} did not answer ({exc}); on the lab check `drkit lab status` "
