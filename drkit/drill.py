@@ -42,7 +42,7 @@ from drkit.measure.reads import check_read_your_writes, check_stale_reads
 from drkit.measure.rpo import check_rpo, measure_rpo
 from drkit.measure.rto import check_rto
 from drkit.measure.transport import HttpTransport
-from drkit.measure.verdict import Verdict
+from drkit.measure.verdict import UNKNOWN, Verdict
 from drkit.targets.lab import LabTarget
 
 WATCHER_PHASES = {
@@ -87,6 +87,10 @@ class DrillChecks(ABC):
     def final_read(self, region: str) -> dict[str, str]:
         """Provided by each kind of drill."""
 
+    def check_rpo_exercised(self) -> None:
+        """On the aws target, a disaster managed replication does not feel proves no RPO."""
+        return None
+
     def stop_workload(self) -> None:
         """Stop the writer and probe before a final read; nothing to stop by default."""
         return None  # a recorded drill has no workload running
@@ -117,6 +121,7 @@ class DrillChecks(ABC):
         return self.record(check_budget(self.ops(), self.budget()))
 
     def check_rpo(self, surviving_region: str) -> Verdict:
+        self.check_rpo_exercised()
         final = self.final_read(surviving_region)
         return self.record(check_rpo(self.ops(), final, objective=self.objectives.rpo_s))
 
@@ -337,11 +342,29 @@ class Drill(DrillChecks):
         self.killswitch.start()
         return self
 
+    def watch_stop_conditions(self) -> None:
+        """With the aws target: its config's stop conditions, watched until the drill ends;
+        one that trips aborts the drill the way `drkit abort` does."""
+        from drkit.aws.interlocks import interrupt_main
+
+        def abort(reason: str) -> None:
+            interrupt_main(reason)
+
+        self.stopwatch = self.aws.stop_watch(abort) if self.aws is not None else None
+        if self.stopwatch is not None:
+            self.stopwatch.start()
+
+    def _tripped(self) -> str | None:
+        stopwatch = getattr(self, "stopwatch", None)
+        return self.killswitch.tripped or (stopwatch.tripped if stopwatch else None)
+
     def __exit__(self, *exc: Any) -> None:
         self.finished = time.time()
-        # a SIGINT the switch sent just before it stopped may surface here: we are leaving
+        # a SIGINT a watcher sent just before it stopped may surface here: we are leaving
         with contextlib.suppress(KeyboardInterrupt):
             self.killswitch.stop()
+            if (stopwatch := getattr(self, "stopwatch", None)) is not None:
+                stopwatch.stop()
         try:
             self.stop_workload()
         finally:
@@ -356,7 +379,7 @@ class Drill(DrillChecks):
     def _mark_interruption(self, exc: BaseException | None) -> None:
         """An interrupted drill's partial history says so, after its heals, as its last op;
         an abort (`drkit abort`) is told from a Ctrl-C by the kill switch that tripped."""
-        if (reason := self.killswitch.tripped) is not None:
+        if (reason := self._tripped()) is not None:
             self.history.observe("aborted", None, reason=reason, faults_healed=True)
             self.result = {"status": "aborted", "message": f"aborted: {reason}"}
             return
@@ -591,6 +614,16 @@ class Drill(DrillChecks):
 
     def __repr__(self) -> str:  # short: Allure prints step arguments into the report
         return f"Drill({self.name!r})"
+
+    def check_rpo_exercised(self) -> None:
+        from drkit.aws.runtime import rpo_not_exercised
+
+        disaster = getattr(self, "disaster", None)
+        if self.aws is None or disaster is None:
+            return
+        if (why := rpo_not_exercised(self.aws.config.promotion, disaster.kind)) is not None:
+            self.verdicts.append(Verdict("rpo", UNKNOWN, f"not exercised: {why}"))
+            raise DrillOutcomeError(Outcome.NOT_EXERCISED, why)
 
     def final_read(self, region: str) -> dict[str, str]:
         """id -> content hash (the writer's way) of every document in `region`'s database."""

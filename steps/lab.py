@@ -117,9 +117,15 @@ def operator_forced_failover(drill: Drill, region: str) -> None:
     example="When the primary database in us-east-1 crashes",
 )
 def primary_crash(drill: Drill, region: str) -> None:
-    """The disaster: the region's PostgreSQL stops at once (no shutdown checkpoint)."""
+    """The disaster: the region's PostgreSQL stops at once (no shutdown checkpoint). On the
+    aws target: its EC2 instance stopped hard (self-managed) or an RDS reboot, behind the
+    interlocks."""
     drill.sample_replication()  # the last sample before the failure, for the pre-flight
-    drill.inject(PrimaryCrash(**lab_params(drill.lab), region=check_region(region)), disaster=True)
+    region = check_region(region)
+    if drill.aws is not None:  # the instance stopped hard, or an RDS reboot
+        drill.inject(drill.aws.primary_crash(region), disaster=True)
+        return
+    drill.inject(PrimaryCrash(**lab_params(drill.lab), region=region), disaster=True)
 
 
 @when(

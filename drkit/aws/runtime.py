@@ -13,13 +13,32 @@ from typing import Any
 
 from drkit.aws.config import AwsConfig
 from drkit.aws.control import AwsControlPlane
-from drkit.aws.faults import AwsSecurityGroupBlock
-from drkit.aws.interlocks import check_destructive, check_market_hours, declared_resources
+from drkit.aws.faults import AwsInstanceStop, AwsRdsReboot, AwsSecurityGroupBlock
+from drkit.aws.interlocks import (
+    StopWatch,
+    check_destructive,
+    check_market_hours,
+    declared_resources,
+)
 from drkit.errors import ConfigError
 from drkit.faults.base import Fault
 from drkit.measure.history import History
 
 INTERLOCKS = "interlocks"
+# Faults managed cross-region replication does not feel: RDS and Aurora replicate over AWS's
+# own network, which security groups and network ACLs do not cut.
+NETWORK_FAULTS = frozenset({"aws.security_group_block", "aws.network_acl_isolation"})
+
+
+def rpo_not_exercised(promotion: str, disaster_kind: str | None) -> str | None:
+    """Why the RPO was not put to the test by this disaster on this promotion, or None."""
+    if promotion in ("rds", "aurora-global") and disaster_kind in NETWORK_FAULTS:
+        return (
+            f"managed cross-region replication ({promotion}) ignores security groups and network "
+            f"ACLs: the disaster ({disaster_kind}) did not interrupt replication, so the RPO was "
+            "not put to the test; use a primary-crash fault, or self-managed replication"
+        )
+    return None
 
 
 @dataclass
@@ -66,6 +85,47 @@ class AwsRuntime:
             self.passes_interlocks(group, "security group", region)
             faults.append(AwsSecurityGroupBlock.for_target(self.control, group, region=region))
         return faults
+
+    def primary_crash(self, region: str) -> Fault:
+        """Self-managed: the database's EC2 instance stopped hard; RDS: a reboot without
+        failover. Behind the interlocks like every destructive fault."""
+        db = self.config.region(region).database
+        if self.config.promotion == "self-managed":
+            if not db.ec2_instance_id:
+                raise ConfigError(
+                    f"{self.config.path}: regions.{region}.database.ec2_instance_id: not set; a "
+                    "primary crash on self-managed PostgreSQL stops its EC2 instance, so name it"
+                )
+            self.passes_interlocks(db.ec2_instance_id, "EC2 instance", region)
+            return AwsInstanceStop.for_target(self.control, region)
+        if self.config.promotion == "rds" and db.identifier:
+            self.passes_interlocks(db.identifier, "database", region)
+            return AwsRdsReboot.for_target(self.control, region)
+        raise ConfigError(
+            f"{self.config.path}: promotion = {self.config.promotion!r}: the aws target has no "
+            "primary-crash fault for it (Aurora: use an FIS template in fis_templates)"
+        )
+
+    def stop_watch(self, on_trip: Any) -> StopWatch | None:
+        """The config's stop conditions, watched while the drill runs (None: there are none)."""
+        if not self.config.stop_conditions:
+            return None
+        import httpx
+
+        def alarm_state(condition: Any) -> str:
+            region = condition.region or self.config.primary_region
+            return self.control.alarm_state(condition.alarm, region).state
+
+        def probe(url: str) -> bool:
+            return httpx.get(url, timeout=5.0).is_success
+
+        return StopWatch(
+            self.config.stop_conditions,
+            alarm_state=alarm_state,
+            probe=probe,
+            interval_s=1.0,
+            on_trip=on_trip,
+        )
 
     def describe(self) -> dict[str, Any]:
         return {

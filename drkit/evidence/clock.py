@@ -10,7 +10,7 @@ trip of several is kept. Measured at the start and the end of the run.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,8 +46,11 @@ def measure(
     *,
     samples: int = 7,
     clock: Callable[[], float] = time.time,
+    resolution_s: float = 0.0,
 ) -> ClockOffset:
-    """The offset of one server's clock against `clock`, from the best of `samples`."""
+    """The offset of one server's clock against `clock`, from the best of `samples`; a server
+    time truncated to `resolution_s` (an HTTP Date header: 1 s) is read at the middle of its
+    step, and half the step is added to the uncertainty."""
     at = datetime.now(UTC).isoformat(timespec="milliseconds")
     best: tuple[float, float] | None = None  # (round trip, offset)
     taken = 0
@@ -58,14 +61,16 @@ def measure(
             after = clock()
             taken += 1
             trip = after - before
-            offset = server - (before + after) / 2
+            offset = server + resolution_s / 2 - (before + after) / 2
             if best is None or trip < best[0]:
                 best = (trip, offset)
     except Exception as exc:  # the evidence says what failed; the drill goes on
         if best is None:
             return ClockOffset(source, None, None, taken, at, f"{type(exc).__name__}: {exc}")
     assert best is not None
-    return ClockOffset(source, round(best[1], 6), round(best[0] / 2, 6), taken, at)
+    return ClockOffset(
+        source, round(best[1], 6), round(best[0] / 2 + resolution_s / 2, 6), taken, at
+    )
 
 
 def postgres_offset(source: str, connect: Callable[[], Any], samples: int = 7) -> ClockOffset:
@@ -88,12 +93,16 @@ def postgres_offset(source: str, connect: Callable[[], Any], samples: int = 7) -
         conn.close()
 
 
-def http_date_clock(get: Callable[[], Mapping[str, str]]) -> ServerClock:
-    """A server clock from an HTTP Date header (whole seconds: the uncertainty reported is the
-    round trip's; the header itself adds up to 1 s, stated in the report)."""
+def http_date_offset(source: str, url: str, samples: int = 3) -> ClockOffset:
+    """An HTTP server's offset from its Date header (the AWS API's, on the aws target); the
+    header has whole seconds, so the uncertainty is at least half a second."""
     from email.utils import parsedate_to_datetime
 
-    def read() -> float:
-        return parsedate_to_datetime(get()["date"]).timestamp()
+    import httpx
 
-    return read
+    with httpx.Client(timeout=5.0) as client:
+
+        def read() -> float:
+            return parsedate_to_datetime(client.head(url).headers["date"]).timestamp()
+
+        return measure(source, read, samples=samples, resolution_s=1.0)

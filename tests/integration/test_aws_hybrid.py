@@ -146,3 +146,92 @@ def test_plan_mode_lists_the_aws_resources_and_changes_nothing(
     assert "Route 53 zone" in done.stdout
     assert ledger_kinds(tmp_path) == []
     assert security_group_drift(fresh_lab) == []
+
+
+class Guard:
+    """A guard probe the stop condition watches: 200 until `trip()`, then 503."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        guard = self
+        self.healthy = True
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200 if guard.healthy else 503)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/guard"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+HELD = """\
+Feature: A drill held open under a stop condition
+  Scenario: a fault held while the desk is watched
+    Given a writer and a probe run through the public name
+    When us-west-2's security group stops admitting api traffic from public
+    And writes continue for 120 seconds
+"""
+
+
+def test_a_tripped_stop_condition_aborts_the_drill_and_heals(
+    fresh_lab: Lab, hybrid: Path, tmp_path: Path
+) -> None:
+    import time
+
+    guard = Guard()
+    try:
+        hybrid.write_text(
+            hybrid.read_text()
+            + f'\n[[stop_conditions]]\nname = "desk guard"\nprobe_url = "{guard.url}"\n'
+        )
+        (tmp_path / "held.feature").write_text(HELD)
+        (tmp_path / "test_held.py").write_text(
+            'from pytest_bdd import scenarios\nscenarios("held.feature")\n'
+        )
+        (tmp_path / "conftest.py").write_text(
+            "from steps import STEP_MODULES\n\n"
+            'pytest_plugins = ["fixtures.plugin", "fixtures.drill", *STEP_MODULES]\n'
+        )
+        (tmp_path / "pytest.ini").write_text(
+            "[pytest]\naddopts = -p no:allure_pytest -p no:cacheprovider\n"
+            f"pythonpath = {PROJECT_ROOT}\n"
+        )
+        env = {
+            **os.environ,
+            "DRKIT_RUNS_DIR": str(tmp_path / "runs"),
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
+        drill = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-q", "--alluredir", str(tmp_path / "allure"),
+             "--dr-target", "aws", "--dr-config", str(hybrid)],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 90
+        while not any("lacks" in t for t in fault_traces(fresh_lab)):
+            assert drill.poll() is None, drill.communicate()[0][-3000:]
+            assert time.monotonic() < deadline, "the fault never showed on the lab"
+            time.sleep(0.2)
+        tripped = time.monotonic()
+        guard.healthy = False
+        output, _ = drill.communicate(timeout=90)
+        stopped_s = time.monotonic() - tripped
+    finally:
+        guard.close()
+    assert drill.returncode != 0, output[-3000:]
+    assert fault_traces(fresh_lab) == [], output[-3000:]
+    (history,) = (tmp_path / "runs").glob("*/histories/*.jsonl")
+    ops = [r["op"] for r in read_chain(history).records if "op" in r]
+    assert ops[-1]["value"]["check"] == "aborted", ops[-1]
+    assert "desk guard" in ops[-1]["value"]["reason"], ops[-1]
+    assert stopped_s < 60, f"{stopped_s:.1f}s from the trip to the drill's end"
