@@ -82,21 +82,27 @@ def ledger_kinds(tmp: Path) -> list[str]:
 def test_the_region_outage_drill_runs_through_the_aws_target(
     fresh_lab: Lab, hybrid: Path, tmp_path: Path
 ) -> None:
+    """With the replication-lag drill beside it: on the hybrid set-up its toxics are the lab's
+    data plane (the aws target has no latency fault of its own), the rest is the same run."""
     group = group_id_of(LabControlPlane.of(fresh_lab).clients, "us-east-1")
-    done = run_drills(tmp_path, hybrid, "-k", OUTAGE, "--dr-allow-destructive")
+    done = run_drills(tmp_path, hybrid, "-k", f"{OUTAGE} or 512", "--dr-allow-destructive")
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-3000:]
-    assert "1 passed" in output
-    assert ledger_kinds(tmp_path) == ["aws.security_group_block"]
-    (summary,) = (tmp_path / "runs").glob("*/verdicts/*.json")
+    assert "2 passed" in output
+    assert ledger_kinds(tmp_path) == ["aws.security_group_block", "lab.toxic", "lab.toxic"]
+    (summary,) = (tmp_path / "runs").glob("*/verdicts/*security-group*.json")
     verdicts = {v["checker"]: v for v in json.loads(summary.read_text())["verdicts"]}
     assert verdicts["rto"]["valid"] is True and verdicts["rto"]["value"] > 0
     assert verdicts["rpo"]["valid"] is True
-    (history,) = (tmp_path / "runs").glob("*/histories/*.jsonl")
+    (history,) = (tmp_path / "runs").glob("*/histories/*security-group*.jsonl")
     ops = [r["op"] for r in read_chain(history).records if "op" in r]
     interlocks = [o["value"] for o in ops if o["value"].get("check") == "interlocks"]
     assert [i["resource"] for i in interlocks] == [group]
     assert interlocks[0]["market_hours"]["allowed"] is True
+    (lag,) = (tmp_path / "runs").glob("*/verdicts/*replication-link*.json")
+    assert all(v["valid"] is True for v in json.loads(lag.read_text())["verdicts"])
+    clocks = json.loads(next((tmp_path / "runs").glob("*/clock.json")).read_text())
+    assert any(o["source"].startswith("AWS API Date header") for o in clocks["start"])
     # healed by difference: the group is the seed again, and nothing is left on the lab
     assert security_group_drift(fresh_lab) == []
     assert fault_traces(fresh_lab) == []
