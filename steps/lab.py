@@ -53,8 +53,9 @@ def rpo_objective_seconds(drill: Drill, seconds: int) -> None:
 
 @given("the watcher is on", example="Given the watcher is on")
 def watcher_on(drill: Drill) -> None:
-    """The failover automation under test watches the primary region."""
-    drill.lab.watcher.start()
+    """The failover automation under test watches the primary region. On the aws target its
+    failover (promotion, Route 53 UPSERT) goes through the AWS APIs of the config."""
+    drill.lab.watcher.start(drill.aws.config.path if drill.aws is not None else None)
 
 
 @given(

@@ -16,6 +16,7 @@ STATUS_FILE = "watcher.json"
 class WatcherComponent(PythonService):
     def __init__(self, state: Path) -> None:
         self.status_file = state / "run" / STATUS_FILE
+        self.state_dir = state
         super().__init__(
             name="watcher",
             state=state,
@@ -33,10 +34,15 @@ class WatcherComponent(PythonService):
         except FileNotFoundError:
             return False
 
-    def start(self) -> None:
+    def start(self, dr_config: Path | None = None) -> None:
+        """Start watching; with `dr_config` (the aws target) its failover goes through the
+        AWS APIs of that config (HybridAwsTarget)."""
         if self.pid() is None:
             self.status_file.unlink(missing_ok=True)
             self._started_at = time.time()
+            self.args = ["--state", str(self.state_dir)]
+            if dr_config is not None:
+                self.args += ["--dr-config", str(dr_config)]
         super().start()
 
     def reset(self) -> None:

@@ -59,9 +59,16 @@ def sampler(verifier: DRVerifier, stop: threading.Event) -> None:
         sample_once(verifier)
 
 
-def build(state: Path, sampling: threading.Event) -> tuple[Watcher, DRVerifier]:
+def build(
+    state: Path, sampling: threading.Event, dr_config: Path | None = None
+) -> tuple[Watcher, DRVerifier]:
     lab = Lab(state)
     target = LabTarget(lab)
+    if dr_config is not None:  # the aws target: its failover through the AWS APIs
+        from drkit.aws.config import load_config
+        from drkit.targets.aws import HybridAwsTarget
+
+        target = HybridAwsTarget(lab, load_config(dr_config))
     primary = target.writer_region() or "us-east-1"
     standby = other_region(primary)
     monitor = ReplicationMonitor(
@@ -100,9 +107,10 @@ def build(state: Path, sampling: threading.Event) -> tuple[Watcher, DRVerifier]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m drkit.lab.watcher_service")
     parser.add_argument("--state", type=Path, required=True)
+    parser.add_argument("--dr-config", type=Path, default=None, help="the aws target's config")
     args = parser.parse_args(argv)
     stop, sampling_done = threading.Event(), threading.Event()
-    watcher, verifier = build(args.state.resolve(), sampling_done)
+    watcher, verifier = build(args.state.resolve(), sampling_done, args.dr_config)
 
     def on_sigterm(signum: int, frame: object) -> None:
         stop.set()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from drkit.aws.hybrid import lab_aws_config
+from drkit.aws.hybrid import PASSWORD_ENV, lab_aws_config
 from drkit.evidence.secrets import scan_folder
 from drkit.lab.control_plane import LabControlPlane, group_id_of
 from drkit.lab.lab import Lab
@@ -33,8 +33,10 @@ SECRET_KEY = "hybrid-secret-access-key-4370"  # a planted credential: must appea
 
 
 def run_drills(tmp: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    secrets = json.loads((Path(os.environ["DRKIT_HOME"]) / "secrets.json").read_text())
     env = {
         **os.environ,
+        PASSWORD_ENV: secrets["operator"],  # the config's password reference, resolved
         "DRKIT_RUNS_DIR": str(tmp / "runs"),
         "AWS_ACCESS_KEY_ID": "AKIAHYBRIDTEST00001",
         "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
@@ -99,6 +101,11 @@ def test_the_region_outage_drill_runs_through_the_aws_target(
     interlocks = [o["value"] for o in ops if o["value"].get("check") == "interlocks"]
     assert [i["resource"] for i in interlocks] == [group]
     assert interlocks[0]["market_hours"]["allowed"] is True
+    # drkit's watcher failed over through the AWS APIs: pg_promote over the config's
+    # connection (its password from the reference) and a Route 53 UPSERT waited to INSYNC
+    watcher = max((fresh_lab.state / "watcher").glob("watcher-*/ledger.jsonl"))
+    kinds = [r["record"]["kind"] for r in read_chain(watcher).records if r["event"] == "intent"]
+    assert {"aws.promote", "aws.route53_upsert"} <= set(kinds), kinds
     (lag,) = (tmp_path / "runs").glob("*/verdicts/*replication-link*.json")
     assert all(v["valid"] is True for v in json.loads(lag.read_text())["verdicts"])
     clocks = json.loads(next((tmp_path / "runs").glob("*/clock.json")).read_text())
