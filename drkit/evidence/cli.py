@@ -82,6 +82,13 @@ def _add_archive(commands: SubParsers[argparse.ArgumentParser]) -> None:
         help=f"years the object stays locked (at least {seal.MIN_RETENTION_YEARS})",
     )
     archive.add_argument("--region", default="us-east-1")
+    archive.add_argument(
+        "--dr-config",
+        type=Path,
+        default=None,
+        help="the aws target's config: its evidence_bucket, its s3 endpoint_url, its primary "
+        "region (instead of --bucket, --endpoint-url, --region)",
+    )
     archive.add_argument("--json", action="store_true", help="print machine-readable JSON")
     archive.set_defaults(func=cmd_archive)
 
@@ -121,6 +128,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_archive(args: argparse.Namespace) -> int:
     seal.check_retention(args.retention_years)  # before anything touches the network
     zip_path = _zip_of(args.path)
+    if args.dr_config is not None:
+        if args.bucket is not None or args.endpoint_url is not None:
+            raise ConfigError(
+                "--dr-config names the bucket and endpoint: drop --bucket/--endpoint-url"
+            )
+        from drkit.aws.config import load_config
+
+        aws = load_config(args.dr_config)
+        args.bucket, args.endpoint_url = aws.evidence_bucket, aws.endpoint_url("s3")
+        args.region = aws.primary_region
     lab = args.bucket is None and args.endpoint_url is None
     if lab:
         bucket, endpoint_url = seal.lab_archive_target()

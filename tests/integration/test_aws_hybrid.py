@@ -248,3 +248,29 @@ def test_a_tripped_stop_condition_aborts_the_drill_and_heals(
     assert ops[-1]["value"]["check"] == "aborted", ops[-1]
     assert "desk guard" in ops[-1]["value"]["reason"], ops[-1]
     assert stopped_s < 60, f"{stopped_s:.1f}s from the trip to the drill's end"
+
+
+def test_archive_uses_the_configs_evidence_bucket(
+    fresh_lab: Lab,
+    hybrid: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from drkit.cli import main
+    from drkit.evidence.seal import generate_keypair, load_signing_key, seal
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    package = tmp_path / "drkit-evidence-2026-Q4-hybrid"
+    package.mkdir()
+    (package / "report.md").write_text("# a drill report\n")
+    generate_keypair(tmp_path / "key.pem", tmp_path / "key.pub.pem")
+    meta = {"run_id": "hybrid", "git_commit": "unknown", "tool_versions": {}}
+    zip_path = seal(package, meta=meta, key=load_signing_key(tmp_path / "key.pem"))
+    code = main(["evidence", "archive", str(zip_path), "--dr-config", str(hybrid), "--json"])
+    assert code == 0
+    receipt = json.loads(capsys.readouterr().out)
+    assert (receipt["bucket"], receipt["mode"]) == ("drkit-lab-evidence", "COMPLIANCE")
+    assert main(["evidence", "archive", str(zip_path), "--dr-config", str(hybrid),
+                 "--bucket", "other"]) == 2  # fmt: skip
