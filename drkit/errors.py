@@ -14,13 +14,25 @@ and what to do next; the CLI and the pytest plugin print it without a traceback:
     │       └── NameNotFound                     NXDOMAIN
     ├── ToxiproxyRequestError (clients.toxiproxy) Toxiproxy refused or did not apply a request
     ├── AwsRequestError (clients.aws)            an AWS (or moto) call failed
+    │   └── AwsFeatureUnavailable (aws.control)  the endpoint lacks an API (e.g. Aurora on moto)
+    ├── ControlActionFailed (aws.control)        an AWS change did not read back as made
+    ├── WaitFailed (aws.waiters)                 an awaited AWS state ended in failure
+    │   └── WaitTimedOut(WaitFailed, TimeoutError) ... or did not come within its budget
     ├── FaultInjectionFailed                     a fault could not be applied or read back
     ├── HealFailed                               a fault could not be removed or read back
     ├── RecoveryFailed (faults.ledger)           a recovery action failed or did not read back
     ├── OpenFaultsRemain                         a new run refused while a killed run left faults
     ├── RunStillRunning (faults.rollback)        rollback refused: the owning run is alive
     ├── PhaseFailed (failover.orchestrator)      a failover phase could not be completed
-    └── UnsafeDrillRefused                       a safety interlock refused the drill
+    ├── UnsafeDrillRefused                       a safety interlock refused the drill
+    │   └── InterlockRefused (aws.interlocks)    blast radius or market hours refused a step
+    ├── AbortRequested (aws.interlocks)          a stop condition or `drkit abort` ended it
+    ├── EvidenceError (evidence.seal)            a package cannot be sealed, verified, archived
+    │   ├── BrokenChain                          a history or ledger chain is broken
+    │   └── ArchiveRefused                       the bucket's Object Lock did not read back
+    ├── ReportError (evidence.html)              Allure could not render the HTML report
+    │   └── ReportToolMissing                    Node.js or Allure 3 is not installed
+    └── BrowserError (evidence.browser)          the offline check's Chromium failed
 
 Signals are not errors: `DrillInterrupted` (faults.ledger) subclasses KeyboardInterrupt so
 that `except Exception` never swallows a Ctrl-C or SIGTERM.
