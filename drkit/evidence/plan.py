@@ -140,14 +140,7 @@ def build_plan(
     known = [d.expected_duration_s for d in drills if d.expected_duration_s is not None]
     return {
         "format": PLAN_FORMAT,
-        "run_id": run_id,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "target": target,
-        "environment": "lab" if target == "lab" else "aws",
-        "regions": list(regions),
-        "approver": approver,
-        "change_ticket": change_ticket,
-        "quarter": quarter,
+        **_run_fields(run_id, target, regions, approver, change_ticket, quarter, "created_at"),
         "timing_profile": dict(profile),
         "drills": [d.to_json() for d in drills],
         "totals": {
@@ -159,6 +152,28 @@ def build_plan(
             "expected_duration_s": round(sum(known), 1) if known else None,
             "drills_without_estimate": len(drills) - len(known),
         },
+    }
+
+
+def _run_fields(
+    run_id: str,
+    target: str,
+    regions: Sequence[str],
+    approver: str | None,
+    change_ticket: str | None,
+    quarter: str | None,
+    stamp: str,
+) -> dict[str, Any]:
+    """What the plan and the run's metadata both say of the run (`stamp`: when, named)."""
+    return {
+        "run_id": run_id,
+        stamp: datetime.now(UTC).isoformat(timespec="seconds"),
+        "target": target,
+        "environment": "lab" if target == "lab" else "aws",
+        "regions": list(regions),
+        "approver": approver,
+        "change_ticket": change_ticket,
+        "quarter": quarter,
     }
 
 
@@ -304,14 +319,7 @@ def run_metadata(
     argv: Sequence[str],
 ) -> dict[str, Any]:
     return {
-        "run_id": run_id,
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "target": target,
-        "environment": "lab" if target == "lab" else "aws",
-        "regions": list(regions),
-        "quarter": quarter,
-        "approver": approver,
-        "change_ticket": change_ticket,
+        **_run_fields(run_id, target, regions, approver, change_ticket, quarter, "started_at"),
         "operator": operator(),
         "host": socket.gethostname(),
         "platform": platform.platform(),
