@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import pytest
 import pytest_bdd
 import pytest_bdd.parsers
 
@@ -24,7 +25,7 @@ from drkit.errors import (
     TargetUnreachable,
     UnsafeDrillRefused,
 )
-from drkit.measure.outcome import Outcome
+from drkit.measure.outcome import Outcome, failure_message
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -87,6 +88,9 @@ def _guard(keyword: str, pattern: str, fn: F) -> F:
         except Exception as exc:
             outcome = _outcome_of(keyword, exc)
             reason = f"{keyword} step '{pattern}' failed: {type(exc).__name__}: {exc}"
+            if isinstance(exc, ConfigError | UnsafeDrillRefused):
+                # a user's input or a refusal: one line, no traceback through drkit's frames
+                pytest.fail(str(failure_message(outcome, reason)), pytrace=False)
             raise DrillOutcomeError(outcome, reason) from exc
 
     return step  # type: ignore[return-value]

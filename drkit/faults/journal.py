@@ -129,7 +129,17 @@ def read_pointer(state_dir: Path) -> dict[str, Any] | None:
     path = pointer_path(state_dir)
     if not path.exists():
         return None
-    return dict(json.loads(path.read_text()))
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError) as exc:
+        from drkit.errors import ConfigError
+
+        raise ConfigError(
+            f"{path}: the open-faults pointer is damaged ({type(exc).__name__}: {exc}); it names "
+            "the run whose faults may still be applied. Find that run's ledger "
+            "(reports/runs/<run-id>/ledger.jsonl), heal what it lists as injected and not "
+            f"healed, then delete {path}"
+        ) from None
 
 
 def write_pointer(state_dir: Path, run_id: str, ledger: Path) -> None:
