@@ -693,19 +693,24 @@ def _limits(ax: Axes, rto: float, budget_s: float | None, objective_s: float | N
             ax.text(value, -0.55, f" {name} {value:g} s", color=FAIL, fontsize=8, va="bottom")
         else:
             notes.append(f"{name} {value:g} s: off the scale (RTO is {rto / value:.1%} of it)")
-    if notes:
+    _off_scale_note(ax, "\n".join(notes), 0.99, 0.03, "bottom")
+    return reach
+
+
+def _off_scale_note(ax: Axes, text: str, x: float, y: float, va: str) -> None:
+    """Objectives too far off the scale to draw, written in a corner instead."""
+    if text:
         ax.text(
-            0.99,
-            0.03,
-            "\n".join(notes),
+            x,
+            y,
+            text,
             transform=ax.transAxes,
             ha="right",
-            va="bottom",
+            va=va,
             fontsize=8,
             color=FAIL,
             bbox={"fc": "white", "ec": "#dddddd"},
         )
-    return reach
 
 
 # -- 4. the trend across runs -------------------------------------------------------------
@@ -904,18 +909,7 @@ def _objective_lines(ax: Axes, lines: Mapping[str, float | None], top: float) ->
             top = max(top, value * 1.15)
         else:
             notes.append(f"{name} {value:g} s: off the scale")
-    if notes:
-        ax.text(
-            0.995,
-            0.96,
-            "; ".join(notes),
-            transform=ax.transAxes,
-            ha="right",
-            va="top",
-            fontsize=8,
-            color=FAIL,
-            bbox={"fc": "white", "ec": "#dddddd"},
-        )
+    _off_scale_note(ax, "; ".join(notes), 0.995, 0.96, "top")
     return top
 
 

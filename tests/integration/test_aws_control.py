@@ -718,7 +718,7 @@ def pg_pair() -> Iterator[tuple[int, int]]:
     try:
         tools = PgTools(find_pg_bindir(), service_user())
     except MissingBinary as exc:
-        pytest.skip(f"no PostgreSQL server binaries: {exc}")
+        pytest.fail(f"no PostgreSQL server binaries ({exc}); `make setup` installs them")
     root = Path(tempfile.mkdtemp(prefix="drkit-aws-pg-", dir="/tmp"))
     root.chmod(0o755)
     ports = free_port(), free_port()
