@@ -98,9 +98,10 @@ def running(*steps: str) -> Setup:
     return project(feature(*steps), RUN_CONFTEST)
 
 
-def huge_feature(work: Path) -> None:
-    comments = "# padding\n" * 100_000  # 1 MB; 20 MB is refused alike, after ~35 s of parsing
-    project(feature("When the moon falls") + comments)(work)
+def padded_feature(megabytes: int) -> Setup:
+    """A feature with one unknown step, padded with comments to `megabytes` MB."""
+    comments = "# padding\n" * (100_000 * megabytes)
+    return project(feature("When the moon falls") + comments)
 
 
 def config(data: Mapping[str, object] | str | bytes) -> Setup:
@@ -200,7 +201,6 @@ def run(*steps: str, message: str, traceback: str = "") -> Case:
     return Case(argv, message, running(*steps), traceback=traceback)
 
 
-COLLECTION_TRACEBACK = "a bad feature file is a collection error with pytest-bdd's frames"
 AWS = ("--dr-target", "aws", "--dr-config", "{work}/bad.toml")
 BLIPS = "When the path {} is blackholed for {} milliseconds, 3 times, 2 seconds apart"
 DEFAULT_HINT = "; pass --dr-config PATH to the aws target's TOML config"
@@ -210,19 +210,30 @@ ARCHIVE = ("evidence", "archive", "{work}/evidence.zip")
 CASES: dict[str, Case] = {
     # -- Gherkin and feature files
     "broken Gherkin": plan(
-        message="(5:7): inconsistent cell count within the table",
+        message="drill.feature line 5: not valid Gherkin: (5:7): inconsistent cell count "
+        "within the table (the line reads '| 1 |'); fix the feature file there",
         setup=project(feature("When the faults heal", "  | a | b |", "  | 1 |")),
-        traceback=COLLECTION_TRACEBACK,
     ),
     "binary feature file": plan(
-        message="UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff in position 1",
+        message="drill.feature: not a text feature file (NUL byte at offset 0); check that the "
+        "path names a Gherkin .feature file",
         setup=project(b"\x00\xff\xfeFeature\x00\x89PNG\r\n"),
-        traceback=COLLECTION_TRACEBACK,
     ),
-    "huge feature file": plan(
+    "feature file not UTF-8": plan(
+        message="drill.feature line 3: not UTF-8 text (byte 0xe9 at offset 60); save the "
+        "feature file as UTF-8",
+        setup=project(feature("When the faults heal").replace("heal", "h\xe9al").encode("latin-1")),
+    ),
+    "huge feature file": plan(  # refused by its size, unread: parsing 20 MB took ~35-70 s
+        message="drill.feature: 20.0 MB, above the 2 MB limit for a feature file (refused "
+        "unread); a drill's feature is a few KB: check that this is the file you meant, or "
+        "split it into feature files under the limit",
+        setup=padded_feature(20),
+    ),
+    "large feature file under the limit": plan(
         message="ERROR: the plan has steps drkit does not know: drill.feature line 3: "
         "unknown step 'When the moon falls'",
-        setup=huge_feature,
+        setup=padded_feature(1),
     ),
     # -- steps and their parameters
     "unknown step at plan time": plan(
@@ -499,7 +510,7 @@ def params() -> list[object]:
 
 
 def test_the_corpus_is_big_enough() -> None:
-    assert len(CASES) >= 30
+    assert len(CASES) >= 36
 
 
 @pytest.mark.parametrize("case", params())
