@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from drkit.config import LAB_PROFILE, RPO_OBJECTIVE_SECONDS, RTO_OBJECTIVE_SECONDS, TimingProfile
 from drkit.errors import ConfigError
@@ -342,6 +343,16 @@ class Drill(DrillChecks):
         self.killswitch.start()
         return self
 
+    def attach_aws(self, runtime: Any) -> None:
+        """The aws target: faults through the AWS APIs (the runtime), the workload through the
+        config's public name, resolvers and service URL."""
+        from drkit.targets.aws import HybridAwsTarget
+
+        self.aws = runtime
+        self.target = HybridAwsTarget(
+            self.lab, runtime.config, metric_scope=self.target.metric_scope
+        )
+
     def watch_stop_conditions(self) -> None:
         """With the aws target: its config's stop conditions, watched until the drill ends;
         one that trips aborts the drill the way `drkit abort` does."""
@@ -390,20 +401,25 @@ class Drill(DrillChecks):
             self.history.observe("interrupted", None, by=by, faults_healed=True)
 
     # -- workload ------------------------------------------------------------------------
+    def _transport(self, **kw: Any) -> HttpTransport:
+        """The service over HTTP at the target's scheme and port (the lab's API port, or the
+        aws target's service URL)."""
+        scheme, port = self.target.service_endpoint()
+        return HttpTransport(port=port, scheme=scheme, **kw)
+
     def start_workload(self) -> None:
         """A writer (20 acknowledged writes/s) and a probe, through the public name."""
-        port = self.lab.settings.ports.api
         name = self.target.public_name
         self.writer = Writer(
-            HttpTransport(port=port, timeout=0.5),
-            self.target.control.resolver(),
+            self._transport(timeout=0.5),
+            self.target.client_resolver(),
             name,
             self.history,
             period=0.05,
         )
         probe = Probe(
-            HttpTransport(port=port, timeout=0.5, by_id=True),
-            self.target.control.resolver(),
+            self._transport(timeout=0.5, by_id=True),
+            self.target.client_resolver(),
             name,
             self.history,
             period=0.05,
@@ -417,8 +433,8 @@ class Drill(DrillChecks):
         """`kb` kilobytes of acknowledged `doc_kb` KB documents through the public name, as
         fast as the service takes them (20 a second); returns how many were acknowledged."""
         bulk = Writer(
-            HttpTransport(port=self.lab.settings.ports.api, timeout=2.0),
-            self.target.control.resolver(),
+            self._transport(timeout=2.0),
+            self.target.client_resolver(),
             self.target.public_name,
             self.history,
             period=0.05,
@@ -442,7 +458,7 @@ class Drill(DrillChecks):
 
         name = self.target.public_name
         direct = Writer(
-            HttpTransport(port=self.lab.settings.ports.api, timeout=0.5),
+            self._transport(timeout=0.5),
             StaticResolver({name: ingress_address(region, PUBLIC)}),
             name,
             self.history,
@@ -472,8 +488,8 @@ class Drill(DrillChecks):
         )[0][0]
         for n in range(count):
             client = Probe(
-                HttpTransport(port=self.lab.settings.ports.api, timeout=0.5, point_read=known),
-                control.resolver(),
+                self._transport(timeout=0.5, point_read=known),
+                self.target.client_resolver(),
                 self.target.public_name,
                 self.history,
                 period=0.05,
@@ -495,8 +511,8 @@ class Drill(DrillChecks):
     def resume_writes(self) -> None:
         """A new writer (new ids) through the public name, as clients reconnect."""
         self.writer = Writer(
-            HttpTransport(port=self.lab.settings.ports.api, timeout=0.5),
-            self.target.control.resolver(),
+            self._transport(timeout=0.5),
+            self.target.client_resolver(),
             self.target.public_name,
             self.history,
             period=0.05,
@@ -579,6 +595,56 @@ class Drill(DrillChecks):
             p["name"]: float(p["duration_s"]) for p in state.get("failover", {}).get("phases", [])
         }
         return state
+
+    def observe_external_automation(self) -> None:
+        """The organisation's failover automation (Route 53 failover routing, a Lambda, ARC) is
+        under test: drkit's watcher stays off so drkit takes no recovery action; the drill
+        only observes. Read back: no drkit watcher process."""
+        self.lab.watcher.stop()
+        if self.lab.watcher.pid() is not None:
+            raise ConfigError(f"drkit's watcher did not stop (pid {self.lab.watcher.pid()})")
+        self.history.observe(
+            "automation",
+            None,
+            automation="external",
+            note="the organisation's failover automation is observed, not driven",
+        )
+
+    def await_external_failover(self, budget_s: float, interval_s: float = 0.2) -> None:
+        """Wait for the organisation's automation to bring the DR region into service: its
+        database a primary and a write through the public name acknowledged by it. The
+        promotion and the record's change are marked when first seen (polled every
+        `interval_s`, so each mark is late by at most that); fencing and the decision are not
+        observable from outside and are not marked."""
+        if self.aws is None:
+            raise ConfigError("external automation is observed on the aws target only")
+        control, dr = self.aws.control, self.aws.config.dr_region
+        dr_host = urlparse(self.aws.config.region(dr).service_url).hostname
+        since = time.monotonic()
+        seen: dict[str, float] = {}
+
+        def in_service() -> bool:
+            if "promotion" not in seen and control.database_role(dr) == "primary":
+                seen["promotion"] = time.time()
+            if "dns_switch" not in seen:
+                record = control.read_record()
+                if record is not None and dr_host in record.values:
+                    seen["dns_switch"] = time.time()
+            return len(seen) == 2 and any(
+                op.type == "ok" and op.kind == "write" and op.region == dr and op.mono > since
+                for op in self.history.ops[-400:]
+            )
+
+        try:
+            self.wait_for(
+                in_service,
+                budget_s,
+                f"the external automation to bring {dr} into service",
+                interval_s,
+            )
+        finally:
+            for phase, wall in sorted(seen.items(), key=lambda item: item[1]):
+                self._mark(phase, wall, f"observed (polled every {interval_s:g}s)")
 
     def _mark_watcher_phases(self, state: dict[str, Any]) -> None:
         """Copy the watcher's timed phases into this history as recovery marks."""
@@ -1017,14 +1083,14 @@ class Drill(DrillChecks):
             )
 
     def _query_once(self, transport: HttpTransport) -> tuple[str, float, int]:
-        address = self.target.control.resolver().resolve(self.target.public_name)
+        address = self.target.client_resolver().resolve(self.target.public_name)
         start = time.monotonic()
         result = transport.read(address, "quarterly settlement filing")
         return result.region, (time.monotonic() - start) * 1000, len(result.ids)
 
     def measure_latency(self, check: str, queries: int = 40) -> dict[str, Any]:
         """`queries` searches through the public name, one after another: p50 and p95 (ms)."""
-        transport = HttpTransport(port=self.lab.settings.ports.api, timeout=2.0)
+        transport = self._transport(timeout=2.0)
         try:
             samples = [self._query_once(transport) for _ in range(queries)]
         finally:
@@ -1043,7 +1109,7 @@ class Drill(DrillChecks):
 
     def test_query(self) -> str:
         """One test query through the public name; which region answered, how fast."""
-        transport = HttpTransport(port=self.lab.settings.ports.api, timeout=2.0)
+        transport = self._transport(timeout=2.0)
         try:
             region, ms, found = self._query_once(transport)
         finally:

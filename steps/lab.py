@@ -54,7 +54,12 @@ def rpo_objective_seconds(drill: Drill, seconds: int) -> None:
 @given("the watcher is on", example="Given the watcher is on")
 def watcher_on(drill: Drill) -> None:
     """The failover automation under test watches the primary region. On the aws target its
-    failover (promotion, Route 53 UPSERT) goes through the AWS APIs of the config."""
+    failover (promotion, Route 53 UPSERT) goes through the AWS APIs of the config; with
+    `automation = "external"` the organisation's own automation is under test, and the drill
+    only observes it (drkit's watcher stays off)."""
+    if drill.aws is not None and drill.aws.config.automation == "external":
+        drill.observe_external_automation()
+        return
     drill.lab.watcher.start(drill.aws.config.path if drill.aws is not None else None)
 
 
@@ -134,7 +139,13 @@ def primary_crash(drill: Drill, region: str) -> None:
     example="When the watcher fails over within 30 seconds",
 )
 def watcher_fails_over(drill: Drill, seconds: int) -> None:
-    """Wait for the watcher's own failover (a timeout is an RTO breach, not a sleep)."""
+    """Wait for the watcher's own failover (a timeout is an RTO breach, not a sleep). With
+    `automation = "external"` on the aws target: for the DR database to be a primary, the
+    public record to point at the DR service, and a write through the public name to be
+    acknowledged by the DR region (the promotion and record change marked when seen)."""
+    if drill.aws is not None and drill.aws.config.automation == "external":
+        drill.await_external_failover(float(seconds))
+        return
     state = drill.await_watcher_failover(float(seconds))
     if state.get("state") != "failed_over":
         raise TimeoutError(f"the watcher's failover failed: {state.get('failover')}")

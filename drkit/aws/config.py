@@ -91,6 +91,9 @@ class Route53Config:
     mode: str  # upsert | failover-routing
     ttl: int = 60
     health_check_ids: tuple[str, ...] = ()
+    # the nameservers the drill's clients resolve the record through, "host[:port]"; empty:
+    # the harness host's own (/etc/resolv.conf), as the desk's clients would
+    resolvers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,7 @@ _CLOCK = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _ZONE_ID = re.compile(r"[A-Z0-9]{1,32}")
 _DNS_NAME = re.compile(r"(\*\.)?([A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?")
+_NAMESERVER = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?")
 _FAULT_NAME = re.compile(r"[a-z][a-z0-9_.-]*")
 _FIS_TEMPLATE = re.compile(r"EXT[A-Za-z0-9]+")
 _SECRET_NAME = re.compile(r"(^|_)(password|passwd|secret|token|api_?key)(_|$)")
@@ -243,6 +247,7 @@ _EXAMPLES = {
     "route53.mode": 'mode = "upsert"',
     "route53.ttl": "ttl = 60",
     "route53.health_check_ids": 'health_check_ids = ["11111111-2222-3333-4444-555555555555"]',
+    "route53.resolvers": 'resolvers = ["10.0.0.2"]',
     "objectives.rto_minutes": "rto_minutes = 15",
     "objectives.rpo_minutes": "rpo_minutes = 60",
     "stop_conditions": 'a [[stop_conditions]] table such as name = "orders-5xx"',
@@ -738,7 +743,7 @@ def _index(table: _Table) -> IndexConfig:
 
 
 def _route53(table: _Table) -> Route53Config:
-    table.expect_keys(("zone_id", "record", "mode"), ("ttl", "health_check_ids"))
+    table.expect_keys(("zone_id", "record", "mode"), ("ttl", "health_check_ids", "resolvers"))
     mode = table.choice("mode", ROUTE53_MODES)
     checks = table.strings("health_check_ids")
     if mode == "failover-routing" and not checks:
@@ -751,6 +756,15 @@ def _route53(table: _Table) -> Route53Config:
     ttl = table.integer("ttl", 60)
     if ttl < 1:
         table.fail("ttl", "must be a positive number of seconds", "e.g. ttl = 60", got=ttl)
+    resolvers = table.strings("resolvers")
+    for index, item in enumerate(resolvers):
+        if not _NAMESERVER.fullmatch(item):
+            table.fail(
+                f"resolvers[{index}]",
+                "expected a nameserver as host[:port]",
+                'e.g. resolvers = ["10.0.0.2"] (the VPC resolver) or ["127.0.0.1:5353"]',
+                got=item,
+            )
     return Route53Config(
         zone_id=table.matching(
             "zone_id", _ZONE_ID, "a hosted zone id (capital letters and digits, no /hostedzone/)"
@@ -759,6 +773,7 @@ def _route53(table: _Table) -> Route53Config:
         mode=mode,
         ttl=ttl,
         health_check_ids=checks,
+        resolvers=resolvers,
     )
 
 

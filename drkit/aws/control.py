@@ -731,6 +731,35 @@ class AwsControlPlane:
             region, "self-managed", target, "pg_promote()", False, time.monotonic() - start
         )
 
+    def database_role(self, region: str) -> str | None:
+        """'primary' or 'standby' as the region's database says now (self-managed:
+        pg_is_in_recovery() over the config's connection; RDS: whether it still replicates
+        from a source); None when it cannot be read. Changes nothing."""
+        db = self.database(region)
+        if self.config.promotion == "self-managed":
+            import psycopg
+
+            try:
+                with psycopg.connect(
+                    host=db.host,
+                    port=db.port,
+                    dbname=db.name,
+                    user=db.user,
+                    password=self._password(db, region),
+                    connect_timeout=2,
+                ) as conn:
+                    row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+            except psycopg.Error:
+                return None
+            return None if row is None else ("standby" if row[0] else "primary")
+        if self.config.promotion == "rds" and db.identifier:
+            rds = self.clients.rds(region)
+            with aws_errors(f"describe DB instance {db.identifier}", _where(rds)):
+                found = rds.describe_db_instances(DBInstanceIdentifier=db.identifier)
+            instance = found["DBInstances"][0]
+            return "standby" if instance.get("ReadReplicaSourceDBInstanceIdentifier") else "primary"
+        return None
+
     def _password(self, db: DatabaseConfig, region: str) -> str:
         """From the config's secret reference; Secrets Manager through drkit's own client."""
         secret_id = db.password.secrets_manager

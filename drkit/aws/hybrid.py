@@ -33,6 +33,7 @@ def lab_aws_config(lab: Lab) -> str:
     ports = control.service_ports()
     moto = moto_url(settings.ports.moto)
     primary, dr = REGIONS
+    host, port = control.dns_server()
     lines = [
         "# The aws target against the running lab (`drkit lab aws-config`): control plane =",
         "# the lab's moto server (via endpoint_urls), data plane = the lab. Before a drill:",
@@ -52,6 +53,8 @@ def lab_aws_config(lab: Lab) -> str:
         f'record = "{PUBLIC_NAME}."',
         'mode = "upsert"',
         f"ttl = {settings.profile.dns_ttl_s}",
+        "# the lab's DNS server, which answers from moto's hosted zone (on AWS: the VPC's)",
+        f'resolvers = ["{host}:{port}"]',
     ]
     for region in REGIONS:
         lines += [

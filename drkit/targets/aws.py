@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from drkit.aws.config import AwsConfig
 from drkit.aws.control import AwsControlPlane
+from drkit.clients.resolver import resolver_from_spec
 from drkit.faults.ledger import RecoveryFailed
 from drkit.lab.lab import Lab
 from drkit.lab.topology import check_region
@@ -28,6 +29,20 @@ class HybridAwsTarget(LabTarget):
         super().__init__(lab, **kw)
         self.config = config
         self.aws = AwsControlPlane(config)
+        self.public_name = config.route53.record.rstrip(".")
+
+    def client_resolver(self, timeout_s: float = 1.0) -> Any:
+        """The config's resolvers (`route53.resolvers`), else the harness host's own: the
+        drill's clients find the service as the desk's clients do."""
+        resolvers = self.config.route53.resolvers
+        return resolver_from_spec(",".join(resolvers) if resolvers else "system", timeout_s)
+
+    def service_endpoint(self) -> tuple[str, int]:
+        """The scheme and port of the primary region's service URL (the public name is served
+        on the same)."""
+        url = urlparse(self.config.region(self.config.primary_region).service_url)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        return url.scheme, port
 
     def promote(self, region: str) -> AwsPromote:  # type: ignore[override]
         return AwsPromote(self.aws, check_region(region))

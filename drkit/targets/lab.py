@@ -89,6 +89,15 @@ class LabTarget:
         self.public_name = self.control.public_record().name
         self._alarmed: set[str] = set()
 
+    # -- the drill's clients ---------------------------------------------------------------
+    def client_resolver(self, timeout_s: float = 1.0) -> Any:
+        """A fresh TTL-honouring resolver for one client of the public name (the lab's DNS)."""
+        return self.control.resolver(timeout_s)
+
+    def service_endpoint(self) -> tuple[str, int]:
+        """The scheme and port the public name is served on."""
+        return "http", self.lab.settings.ports.api
+
     # -- reads ---------------------------------------------------------------------------
     def regions(self) -> tuple[str, ...]:
         return REGIONS

@@ -274,3 +274,51 @@ def test_archive_uses_the_configs_evidence_bucket(
     assert (receipt["bucket"], receipt["mode"]) == ("drkit-lab-evidence", "COMPLIANCE")
     assert main(["evidence", "archive", str(zip_path), "--dr-config", str(hybrid),
                  "--bucket", "other"]) == 2  # fmt: skip
+
+
+def test_external_automation_is_observed_not_driven(
+    fresh_lab: Lab, hybrid: Path, tmp_path: Path
+) -> None:
+    """`automation = "external"`: the organisation's own automation (here a stand-in Lambda
+    that shares no code with drkit's watcher) fails the region over; the drill injects the
+    disaster, starts no watcher, takes no recovery action, and measures RTO and RPO from what
+    it observes: the DR database turning primary, the record changing, writes acknowledged."""
+    hybrid.write_text(
+        hybrid.read_text().replace('automation = "drkit-watcher"', 'automation = "external"')
+    )
+    secrets = json.loads((Path(os.environ["DRKIT_HOME"]) / "secrets.json").read_text())
+    watchers_before = set((fresh_lab.state / "watcher").glob("watcher-*"))
+    actions = tmp_path / "org-automation.json"
+    lambda_ = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("org_automation.py")), str(hybrid),
+         str(actions)],
+        env={**os.environ, PASSWORD_ENV: secrets["operator"],
+             "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+    )  # fmt: skip
+    try:
+        done = run_drills(tmp_path, hybrid, "-k", OUTAGE, "--dr-allow-destructive")
+    finally:
+        lambda_.kill()
+        lambda_.wait()
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    acted = json.loads(actions.read_text())
+    assert acted["detected_at"] < acted["promoted_at"] < acted["switched_at"]
+    # drkit took no recovery action: its ledger holds the fault only, and no watcher ran
+    assert ledger_kinds(tmp_path) == ["aws.security_group_block"]
+    assert set((fresh_lab.state / "watcher").glob("watcher-*")) == watchers_before
+    (history,) = (tmp_path / "runs").glob("*/histories/*security-group*.jsonl")
+    ops = [r["op"] for r in read_chain(history).records if "op" in r]
+    assert any(o["value"].get("automation") == "external" for o in ops if o["kind"] != "write")
+    marks = {o["value"]["phase"]: o["wall"] for o in ops if o["process"] == "recovery"}
+    # the promotion and the record change were seen after the stand-in made them, within
+    # the 0.2 s polling period plus one database connection (2 s at most)
+    assert 0 <= marks["promotion"] - acted["promoted_at"] < 2.5, (marks, acted)
+    assert 0 <= marks["dns_switch"] - acted["switched_at"] < 2.5, (marks, acted)
+    (summary,) = (tmp_path / "runs").glob("*/verdicts/*security-group*.json")
+    verdicts = {v["checker"]: v for v in json.loads(summary.read_text())["verdicts"]}
+    assert verdicts["rto"]["valid"] is True, verdicts["rto"]
+    # the RTO spans the stand-in's detection, promotion and record change
+    assert verdicts["rto"]["value"] >= acted["switched_at"] - acted["detected_at"]
+    assert verdicts["rpo"]["valid"] is True
+    assert fault_traces(fresh_lab) == []

@@ -132,6 +132,13 @@ def test_production_without_windows_gets_us_market_hours(tmp_path: Path) -> None
     assert window.weekdays == (0, 1, 2, 3, 4) and window.exchange_holidays
 
 
+def test_resolvers_are_read(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, edited(("route53.resolvers", ["10.0.0.2", "127.0.0.1:5353"])))
+    )
+    assert config.route53.resolvers == ("10.0.0.2", "127.0.0.1:5353")
+
+
 def test_objectives_may_be_tightened(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, edited(("objectives", {"rto_minutes": 10}))))
     assert (config.objectives.rto_minutes, config.objectives.rpo_minutes) == (10.0, 60.0)
@@ -324,6 +331,16 @@ BAD_CONFIGS: list[tuple[str, tuple[tuple[str, Any], ...], str]] = [
         "route53-ttl-zero",
         (("route53.ttl", 0),),
         "route53.ttl: must be a positive number of seconds (got 0)",
+    ),
+    (
+        "resolver-with-a-scheme",
+        (("route53.resolvers", ["udp://10.0.0.2"]),),
+        "route53.resolvers[0]: expected a nameserver as host[:port] (got 'udp://10.0.0.2')",
+    ),
+    (
+        "resolvers-not-an-array",
+        (("route53.resolvers", "10.0.0.2"),),
+        "route53.resolvers: expected an array of strings",
     ),
     (
         "zone-id-with-prefix",
