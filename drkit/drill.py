@@ -692,17 +692,15 @@ class Drill(DrillChecks):
             raise DrillOutcomeError(Outcome.NOT_EXERCISED, why)
 
     def final_read(self, region: str) -> dict[str, str]:
-        """id -> content hash (the writer's way) of every document in `region`'s database."""
-        rows = self.lab.database.clusters[region].query(
-            "SELECT id, body FROM documents", dbname=self.lab.settings.database
-        )
-        return {str(i): content_hash(str(body)) for i, body in rows}
+        """id -> content hash (the writer's way) of every document in `region`'s database,
+        over the target's connection (on the aws target: the config's)."""
+        return self.target.final_read(region)
 
     def verifier(self) -> DRVerifier:
         if self._verifier is None:
             monitor = ReplicationMonitor(
-                self.lab.db_config("us-east-1"),
-                self.lab.db_config("us-west-2"),
+                self.target.db_config("us-east-1"),
+                self.target.db_config("us-west-2"),
                 profile=self.lab.settings.profile,
                 target=self.target,
             )

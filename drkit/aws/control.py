@@ -760,6 +760,10 @@ class AwsControlPlane:
             return "standby" if instance.get("ReadReplicaSourceDBInstanceIdentifier") else "primary"
         return None
 
+    def database_password(self, region: str) -> str:
+        """`region`'s database password, from the config's reference."""
+        return self._password(self.database(region), region)
+
     def _password(self, db: DatabaseConfig, region: str) -> str:
         """From the config's secret reference; Secrets Manager through drkit's own client."""
         secret_id = db.password.secrets_manager

@@ -10,12 +10,14 @@ drill on the aws target switches the watcher on (`--dr-config` to the watcher se
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlparse
 
 from drkit.aws.config import AwsConfig
 from drkit.aws.control import AwsControlPlane
 from drkit.clients.resolver import resolver_from_spec
+from drkit.errors import ConfigError
 from drkit.faults.ledger import RecoveryFailed
 from drkit.lab.lab import Lab
 from drkit.lab.topology import check_region
@@ -30,6 +32,37 @@ class HybridAwsTarget(LabTarget):
         self.config = config
         self.aws = AwsControlPlane(config)
         self.public_name = config.route53.record.rstrip(".")
+
+    def db_config(self, region: str) -> dict[str, Any]:
+        """The config's connection to `region`'s database, its password resolved from the
+        config's reference (the environment or Secrets Manager), never written anywhere."""
+        db = self.aws.database(region)
+        return {
+            "host": db.host,
+            "port": db.port,
+            "database": db.name,
+            "user": db.user,
+            "password": self.aws.database_password(region),
+        }
+
+    def final_read(self, region: str) -> dict[str, str]:
+        """id -> content hash of every document in `region`'s database, over the config's
+        connection (as the harness reaches it from where it runs)."""
+        from drkit.clients.postgres import PgEndpoint
+        from drkit.measure.clients import content_hash
+
+        with PgEndpoint.from_config(region, self.db_config(region)).connect(30) as conn:
+            rows = conn.execute("SELECT id, body FROM documents").fetchall()
+        return {str(i): content_hash(str(body)) for i, body in rows}
+
+    def region_of_db(self, config: Mapping[str, Any]) -> str:
+        for region in self.config.regions:
+            if self.aws.database(region).host == config.get("host"):
+                return region
+        raise ConfigError(
+            f"database host {config.get('host')!r} is none of the config's "
+            f"(regions.<region>.database.host in {self.config.path})"
+        )
 
     def client_resolver(self, timeout_s: float = 1.0) -> Any:
         """The config's resolvers (`route53.resolvers`), else the harness host's own: the

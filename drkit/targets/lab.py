@@ -114,6 +114,16 @@ class LabTarget:
     def db_config(self, region: str) -> dict[str, Any]:
         return self.lab.db_config(check_region(region))
 
+    def final_read(self, region: str) -> dict[str, str]:
+        """id -> content hash (the writer's way) of every document in `region`'s database,
+        read by the harness on the lab host (no fault sits on that path)."""
+        from drkit.measure.clients import content_hash
+
+        rows = self.lab.database.clusters[check_region(region)].query(
+            "SELECT id, body FROM documents", dbname=self.lab.settings.database
+        )
+        return {str(i): content_hash(str(body)) for i, body in rows}
+
     def api_url(self, region: str, source: str = PUBLIC) -> str:
         from drkit.lab.sut import api_url
 

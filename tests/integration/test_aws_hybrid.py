@@ -322,3 +322,27 @@ def test_external_automation_is_observed_not_driven(
     assert verdicts["rto"]["value"] >= acted["switched_at"] - acted["detected_at"]
     assert verdicts["rpo"]["valid"] is True
     assert fault_traces(fresh_lab) == []
+
+
+def test_the_aws_targets_reads_go_through_the_configs_connections(
+    fresh_lab: Lab, hybrid: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The final read (the RPO's lost-write check) and the replication monitor's connections
+    come from the config, its password from the reference: the same rows as the lab's own
+    read with the right password, a clear refusal with a wrong one."""
+    from drkit.aws.config import load_config
+    from drkit.errors import TargetUnreachable
+    from drkit.targets.aws import HybridAwsTarget
+    from drkit.targets.lab import LabTarget
+
+    secrets = json.loads((Path(os.environ["DRKIT_HOME"]) / "secrets.json").read_text())
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv(PASSWORD_ENV, secrets["operator"])
+    target = HybridAwsTarget(fresh_lab, load_config(hybrid))
+    rows = target.final_read("us-west-2")
+    assert len(rows) >= 100 and rows == LabTarget(fresh_lab).final_read("us-west-2")
+    assert target.region_of_db(target.db_config("us-east-1")) == "us-east-1"
+    monkeypatch.setenv(PASSWORD_ENV, "not-the-password")
+    with pytest.raises(TargetUnreachable, match="password authentication failed"):
+        HybridAwsTarget(fresh_lab, load_config(hybrid)).final_read("us-west-2")
