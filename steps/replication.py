@@ -43,7 +43,10 @@ def _toxic(drill: Drill, proxy: str, toxic: str, stream: str, attributes: dict[s
 def replication_latency(
     drill: Drill, primary: str, standby: str, latency: int, jitter: int
 ) -> None:
-    """A latency toxic on the WAL stream (the primary's answers to the standby)."""
+    """A latency toxic on the WAL stream (the primary's answers to the standby). On the aws
+    target with `fis_templates.replication_latency`: that AWS FIS experiment instead."""
+    if _fis(drill, "replication_latency", primary, latency_ms=latency, jitter_ms=jitter):
+        return
     _toxic(
         drill, _link(drill, primary, standby), "latency", "downstream",
         {"latency": latency, "jitter": jitter},
@@ -55,10 +58,24 @@ def replication_latency(
     example="When the replication link from us-east-1 to us-west-2 is limited to 32 KB/s",
 )
 def replication_bandwidth(drill: Drill, primary: str, standby: str, rate: int) -> None:
-    """A bandwidth toxic on the WAL stream: at most `rate` kilobytes a second pass."""
+    """A bandwidth toxic on the WAL stream: at most `rate` kilobytes a second pass. On the
+    aws target with `fis_templates.replication_bandwidth`: that AWS FIS experiment instead."""
     if rate <= 0:
         raise ConfigError(f"bandwidth {rate} KB/s: use a positive rate (a cut is its own step)")
+    if _fis(drill, "replication_bandwidth", primary, rate_kb_s=rate):
+        return
     _toxic(drill, _link(drill, primary, standby), "bandwidth", "downstream", {"rate": rate})
+
+
+def _fis(drill: Drill, fault: str, region: str, **expected: int) -> bool:
+    """On the aws target, the config's FIS experiment for `fault`, if it maps one."""
+    if drill.aws is None:
+        return False
+    experiment = drill.aws.fis_fault(fault, check_region(region), **expected)
+    if experiment is None:
+        return False
+    drill.inject(experiment)
+    return True
 
 
 @when(

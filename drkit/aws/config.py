@@ -35,6 +35,8 @@ ENVIRONMENTS = ("production", "staging")
 PROMOTIONS = ("rds", "aurora-global", "self-managed")
 ROUTE53_MODES = ("upsert", "failover-routing")
 AUTOMATIONS = ("drkit-watcher", "external")
+# the faults a config may hand to AWS FIS (`[fis_templates]`), by the steps' names
+FIS_FAULTS = ("primary_crash", "replication_latency", "replication_bandwidth")
 SERVICES = ("route53", "ec2", "rds", "cloudwatch", "s3", "fis", "secretsmanager", "sts")
 
 
@@ -183,7 +185,6 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _ZONE_ID = re.compile(r"[A-Z0-9]{1,32}")
 _DNS_NAME = re.compile(r"(\*\.)?([A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?")
 _NAMESERVER = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?")
-_FAULT_NAME = re.compile(r"[a-z][a-z0-9_.-]*")
 _FIS_TEMPLATE = re.compile(r"EXT[A-Za-z0-9]+")
 _SECRET_NAME = re.compile(r"(^|_)(password|passwd|secret|token|api_?key)(_|$)")
 _ABSENT: Any = object()
@@ -921,8 +922,12 @@ def _fis_templates(table: _Table | None) -> dict[str, str]:
         return {}
     templates: dict[str, str] = {}
     for name in table.data:
-        if not _FAULT_NAME.fullmatch(name):
-            table.fail(name, "not a fault name", 'use the fault\'s name, e.g. "primary_crash"')
+        if name not in FIS_FAULTS:
+            table.fail(
+                name,
+                "not a fault the aws target can run through FIS",
+                f"use one of {', '.join(FIS_FAULTS)}",
+            )
         templates[name] = table.matching(name, _FIS_TEMPLATE, 'an FIS template id ("EXT...")')
     return templates
 

@@ -10,12 +10,14 @@ and fills in the endpoint; the constructors are what the registry calls on rollb
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from drkit.aws.clients import AwsClients
 from drkit.aws.control import (
     DIRECTIONS,
+    FIS_TERMINAL,
     AclEntry,
     AwsControlPlane,
     Rule,
@@ -35,12 +37,15 @@ from drkit.aws.waiters import (
     instance_state,
     wait_db_available,
     wait_instance_state,
+    wait_until,
 )
 from drkit.clients.aws import aws_errors
 from drkit.errors import ConfigError
 from drkit.faults.base import register_fault
 
 MARGIN_S = 30.0  # a bounded call's timeout beyond the fault's own wait budget
+FIS_TOKEN_TAG = "drkit-fault-token"  # finds a fault's FIS experiments without their ids
+FIS_ACTIVE = frozenset({"pending", "initiating", "running"})
 
 
 class _AwsFault:
@@ -386,3 +391,111 @@ def _check_directions(directions: Sequence[str]) -> tuple[str, ...]:
     if unknown or not directions:
         raise ConfigError(f"directions {list(directions)!r}: use ingress, egress or both")
     return tuple(d for d in DIRECTIONS if d in directions)
+
+
+@register_fault
+class AwsFisExperiment(_AwsFault):
+    """An AWS FIS experiment started from a template, for a fault drkit does not make itself
+    (latency on the replication path through an SSM action, a network disruption, an Aurora
+    crash). Injected: the experiment is initiating or running; healed: it is stopped (or
+    finished) and every experiment carrying this fault's token is, so `drkit rollback` stops
+    it even when the run died between the start and the ledger's record. FIS reports its own
+    state only: the drill's verdicts read the effect from the system."""
+
+    kind = "aws.fis_experiment"
+    service = "fis"
+
+    def __init__(
+        self,
+        region: str,
+        template_id: str,
+        fault: str,
+        endpoint_url: str | None = None,
+        token: str | None = None,
+        budget_s: float = 120.0,
+        clients: AwsClients | None = None,
+    ) -> None:
+        super().__init__(region, endpoint_url, clients)
+        self.template_id, self.fault, self.budget_s = template_id, fault, budget_s
+        self.token = token or uuid.uuid4().hex
+        self.timeout = budget_s + MARGIN_S
+
+    @classmethod
+    def for_target(
+        cls, control: AwsControlPlane, fault: str, region: str, *, budget_s: float = 120.0
+    ) -> AwsFisExperiment:
+        template = control.config.fis_templates.get(fault)
+        if template is None:
+            raise ConfigError(
+                f"{control.config.path}: fis_templates.{fault}: not set; this fault runs as an "
+                f'AWS FIS experiment on the aws target, so add {fault} = "EXT..." (its '
+                "experiment template id) under [fis_templates]"
+            )
+        return cls(region, template, fault, control.clients.endpoint_url("fis"), None, budget_s,
+                   control.clients)  # fmt: skip
+
+    def params(self) -> dict[str, Any]:
+        return {
+            **self._base_params(),
+            "template_id": self.template_id,
+            "fault": self.fault,
+            "token": self.token,
+            "budget_s": self.budget_s,
+        }
+
+    def describe(self) -> str:
+        return f"AWS FIS experiment from template {self.template_id} ({self.fault}, {self.region})"
+
+    def _where(self) -> str:
+        return self.clients.where("fis", self.region)
+
+    def _experiments(self) -> list[dict[str, Any]]:
+        """This fault's experiments (tagged with its token), newest last."""
+        with aws_errors(f"list FIS experiments of template {self.template_id}", self._where()):
+            pages = self.client.get_paginator("list_experiments").paginate(
+                experimentTemplateId=self.template_id
+            )
+            found = [e for page in pages for e in page.get("experiments", [])]
+        return [e for e in found if e.get("tags", {}).get(FIS_TOKEN_TAG) == self.token]
+
+    def _status(self, experiment_id: str) -> str:
+        with aws_errors(f"get FIS experiment {experiment_id}", self._where()):
+            answer = self.client.get_experiment(id=experiment_id)
+        return str(answer["experiment"].get("state", {}).get("status", ""))
+
+    def inject(self) -> None:
+        with aws_errors(f"start FIS experiment from {self.template_id}", self._where()):
+            answer = self.client.start_experiment(
+                experimentTemplateId=self.template_id,
+                clientToken=self.token,
+                tags={"drkit": "drill", FIS_TOKEN_TAG: self.token},
+            )
+        experiment_id = str(answer["experiment"]["id"])
+        wait_until(
+            lambda: self._status(experiment_id),
+            lambda status: status == "running",
+            what=f"FIS experiment {experiment_id} to run",
+            budget_s=self.budget_s,
+            interval_s=1.0,
+            failure=lambda s: f"it ended as {s}" if s in FIS_TERMINAL else None,
+        )
+
+    def heal(self) -> None:
+        for experiment in self._experiments():
+            experiment_id = str(experiment["id"])
+            if self._status(experiment_id) not in FIS_TERMINAL:
+                with aws_errors(f"stop FIS experiment {experiment_id}", self._where()):
+                    self.client.stop_experiment(id=experiment_id)
+            wait_until(
+                lambda eid=experiment_id: self._status(eid),  # type: ignore[misc]
+                lambda status: status in FIS_TERMINAL,
+                what=f"FIS experiment {experiment_id} to stop",
+                budget_s=self.budget_s,
+                interval_s=1.0,
+            )
+
+    def verify_injected(self) -> bool:
+        return any(self._status(str(e["id"])) in FIS_ACTIVE for e in self._experiments())
+
+    def verify_healed(self) -> bool:
+        return all(self._status(str(e["id"])) in FIS_TERMINAL for e in self._experiments())

@@ -13,7 +13,12 @@ from typing import Any
 
 from drkit.aws.config import AwsConfig
 from drkit.aws.control import AwsControlPlane
-from drkit.aws.faults import AwsInstanceStop, AwsRdsReboot, AwsSecurityGroupBlock
+from drkit.aws.faults import (
+    AwsFisExperiment,
+    AwsInstanceStop,
+    AwsRdsReboot,
+    AwsSecurityGroupBlock,
+)
 from drkit.aws.interlocks import (
     StopWatch,
     check_destructive,
@@ -87,8 +92,11 @@ class AwsRuntime:
         return faults
 
     def primary_crash(self, region: str) -> Fault:
-        """Self-managed: the database's EC2 instance stopped hard; RDS: a reboot without
-        failover. Behind the interlocks like every destructive fault."""
+        """`fis_templates.primary_crash` when the config maps one; else self-managed: the
+        database's EC2 instance stopped hard; RDS: a reboot without failover. Behind the
+        interlocks like every destructive fault."""
+        if (experiment := self.fis_fault("primary_crash", region)) is not None:
+            return experiment
         db = self.config.region(region).database
         if self.config.promotion == "self-managed":
             if not db.ec2_instance_id:
@@ -105,6 +113,20 @@ class AwsRuntime:
             f"{self.config.path}: promotion = {self.config.promotion!r}: the aws target has no "
             "primary-crash fault for it (Aurora: use an FIS template in fis_templates)"
         )
+
+    def fis_fault(self, name: str, region: str, **expected: Any) -> Fault | None:
+        """The config's FIS experiment for the fault `name` (`[fis_templates]`), behind the
+        interlocks; None when the config maps no template to it. The template fixes what the
+        experiment does: the step's own figures (`expected`) are kept in the history beside
+        it, as what the drill expects the template to do."""
+        template = self.config.fis_templates.get(name)
+        if template is None:
+            return None
+        self.passes_interlocks(template, "FIS experiment template", region)
+        self.history.observe(
+            "fis template", region, fault=name, template=template, step_expects=expected
+        )
+        return AwsFisExperiment.for_target(self.control, name, region)
 
     def stop_watch(self, on_trip: Any) -> StopWatch | None:
         """The config's stop conditions, watched while the drill runs (None: there are none)."""

@@ -378,8 +378,13 @@ def aws_resources_of(drill: PlannedDrill, aws: Any) -> list[str]:
             for region in regions_in(resource) or [aws.primary_region]:
                 add(f"the service fence of {region} ({aws.regions[region].service_url})")
         elif re.search(r"Toxiproxy|replication link", resource):
-            add(f"{resource}: a Toxiproxy path, which exists on the lab's data plane only; "
-                "on AWS this fault needs an FIS template or is refused")  # fmt: skip
+            templates = {k: v for k, v in aws.fis_templates.items() if k.startswith("replication")}
+            for name, template in templates.items():
+                add(f"AWS FIS experiment template {template} ({name}; started, stopped on heal)")
+            if not templates:
+                add(f"{resource}: a Toxiproxy path, which exists on the lab's data plane only; "
+                    "on AWS this fault needs an FIS template (fis_templates.replication_latency, "
+                    "replication_bandwidth)")  # fmt: skip
     add(f"CloudWatch namespace {aws.cloudwatch_namespace} (drill metrics written)")
     for stop in aws.stop_conditions:
         add(f"stop condition {stop.name}: " + (f"alarm {stop.alarm} (read)" if stop.alarm

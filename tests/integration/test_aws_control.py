@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 import psycopg
 import pytest
 
@@ -45,6 +46,7 @@ from drkit.aws.config import (
 )
 from drkit.aws.control import AwsControlPlane, AwsFeatureUnavailable, Rule
 from drkit.aws.faults import (
+    AwsFisExperiment,
     AwsInstanceStop,
     AwsNetworkAclIsolation,
     AwsRdsReboot,
@@ -72,6 +74,7 @@ NOT_RECORDABLE = {
     "s3:PutObjectRetention": "drkit evidence archive makes its own clients",
     "s3:GetObjectVersion": "drkit evidence archive makes its own clients",
     "s3:GetObjectRetention": "drkit evidence archive makes its own clients",
+    "fis:TagResource": "authorised with StartExperiment's tags; never a call of its own",
 }
 
 
@@ -652,6 +655,32 @@ def fis_experiment(d: Drill) -> None:
     assert state["Reservations"][0]["Instances"][0]["State"]["Name"] == "running"
 
 
+def fis_experiment_fault(d: Drill) -> None:
+    """The aws.fis_experiment fault: started from the template its fault name maps to, waited
+    until running, healed by a fault rebuilt from its ledger params alone (it finds the
+    experiment by its token tag, not by an id the dead run never recorded)."""
+    moto_api = f"{d.world.url}/moto-api/state-manager"
+    # FIS experiments on moto jump to `completed` when read; make them move every 3 s instead
+    # (pending, initiating, running, ...), as a real experiment takes its time
+    httpx.post(f"{moto_api}/set-transition", json={
+        "model_name": "fis::experiment", "transition": {"progression": "time", "seconds": 3}
+    }).raise_for_status()  # fmt: skip
+    try:
+        fault = AwsFisExperiment.for_target(d.control, "primary_crash", PRIMARY, budget_s=30)
+        assert fault.verify_healed() and not fault.verify_injected()  # none started yet
+        fault.inject()
+        assert fault.verify_injected() and not fault.verify_healed()
+        rebuilt = d.rebuild(fault)
+        rebuilt.heal()
+        assert rebuilt.verify_healed() and not rebuilt.verify_injected()
+        (experiment,) = rebuilt._experiments()
+        assert d.control.fis_experiment(experiment["id"]).status == "stopped"
+        with pytest.raises(ConfigError, match=r"fis_templates\.replication_latency: not set"):
+            AwsFisExperiment.for_target(d.control, "replication_latency", PRIMARY)
+    finally:
+        httpx.post(f"{moto_api}/unset-transition", json={"model_name": "fis::experiment"})
+
+
 SCENARIOS: list[Callable[[Drill], None]] = [
     security_group_snapshot_and_restore,
     security_group_block_fault,
@@ -667,6 +696,7 @@ SCENARIOS: list[Callable[[Drill], None]] = [
     route53_failover_state,
     cloudwatch_metric_and_alarm,
     fis_experiment,
+    fis_experiment_fault,
 ]
 
 

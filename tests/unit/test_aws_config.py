@@ -439,6 +439,12 @@ BAD_CONFIGS: list[tuple[str, tuple[tuple[str, Any], ...], str]] = [
         'add api_key = { env = "PINECONE_API_KEY" }',
     ),
     (
+        "fis-template-for-an-unknown-fault",
+        (("fis_templates", {"primary-crash": "EXT0123456789abcd"}),),
+        "fis_templates.primary-crash: not a fault the aws target can run through FIS; use one "
+        "of primary_crash, replication_latency, replication_bandwidth",
+    ),
+    (
         "fis-template-id-malformed",
         (("fis_templates", {"primary_crash": "my-template"}),),
         "fis_templates.primary_crash: expected an FIS template id",
