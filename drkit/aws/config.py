@@ -185,7 +185,7 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _ZONE_ID = re.compile(r"[A-Z0-9]{1,32}")
 _DNS_NAME = re.compile(r"(\*\.)?([A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?")
 _NAMESERVER = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?")
-_FIS_TEMPLATE = re.compile(r"EXT[A-Za-z0-9]+")
+_FIS_TEMPLATE = re.compile(r"[A-Za-z0-9]{8,64}")  # AWS: EXT + letters and digits
 _SECRET_NAME = re.compile(r"(^|_)(password|passwd|secret|token|api_?key)(_|$)")
 _ABSENT: Any = object()
 
@@ -928,7 +928,9 @@ def _fis_templates(table: _Table | None) -> dict[str, str]:
                 "not a fault the aws target can run through FIS",
                 f"use one of {', '.join(FIS_FAULTS)}",
             )
-        templates[name] = table.matching(name, _FIS_TEMPLATE, 'an FIS template id ("EXT...")')
+        templates[name] = table.matching(
+            name, _FIS_TEMPLATE, 'an FIS template id (letters and digits, e.g. "EXT0123456789abcd")'
+        )
     return templates
 
 

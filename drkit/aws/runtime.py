@@ -122,7 +122,7 @@ class AwsRuntime:
         template = self.config.fis_templates.get(name)
         if template is None:
             return None
-        self.passes_interlocks(template, "FIS experiment template", region)
+        self.passes_interlocks(template, "FIS template", region)
         self.history.observe(
             "fis template", region, fault=name, template=template, step_expects=expected
         )

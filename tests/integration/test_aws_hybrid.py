@@ -22,6 +22,7 @@ from drkit.aws.hybrid import PASSWORD_ENV, lab_aws_config
 from drkit.evidence.secrets import scan_folder
 from drkit.lab.control_plane import LabControlPlane, group_id_of
 from drkit.lab.lab import Lab
+from drkit.lab.moto_server import moto_url
 from drkit.lab.steady import fault_traces, security_group_drift
 from drkit.measure.chain import read_chain
 from drkit.paths import PROJECT_ROOT
@@ -187,6 +188,22 @@ class Guard:
         self.server.shutdown()
 
 
+def nested_project(folder: Path, feature: str) -> None:
+    """A project of one drill in `folder`, bound to drkit's steps and fixtures."""
+    (folder / "drill.feature").write_text(feature)
+    (folder / "test_drill.py").write_text(
+        'from pytest_bdd import scenarios\nscenarios("drill.feature")\n'
+    )
+    (folder / "conftest.py").write_text(
+        "from steps import STEP_MODULES\n\n"
+        'pytest_plugins = ["fixtures.plugin", "fixtures.drill", *STEP_MODULES]\n'
+    )
+    (folder / "pytest.ini").write_text(
+        "[pytest]\naddopts = -p no:allure_pytest -p no:cacheprovider\n"
+        f"pythonpath = {PROJECT_ROOT}\n"
+    )
+
+
 HELD = """\
 Feature: A drill held open under a stop condition
   Scenario: a fault held while the desk is watched
@@ -207,18 +224,7 @@ def test_a_tripped_stop_condition_aborts_the_drill_and_heals(
             hybrid.read_text()
             + f'\n[[stop_conditions]]\nname = "desk guard"\nprobe_url = "{guard.url}"\n'
         )
-        (tmp_path / "held.feature").write_text(HELD)
-        (tmp_path / "test_held.py").write_text(
-            'from pytest_bdd import scenarios\nscenarios("held.feature")\n'
-        )
-        (tmp_path / "conftest.py").write_text(
-            "from steps import STEP_MODULES\n\n"
-            'pytest_plugins = ["fixtures.plugin", "fixtures.drill", *STEP_MODULES]\n'
-        )
-        (tmp_path / "pytest.ini").write_text(
-            "[pytest]\naddopts = -p no:allure_pytest -p no:cacheprovider\n"
-            f"pythonpath = {PROJECT_ROOT}\n"
-        )
+        nested_project(tmp_path, HELD)
         env = {
             **os.environ,
             "DRKIT_RUNS_DIR": str(tmp_path / "runs"),
@@ -346,3 +352,62 @@ def test_the_aws_targets_reads_go_through_the_configs_connections(
     monkeypatch.setenv(PASSWORD_ENV, "not-the-password")
     with pytest.raises(TargetUnreachable, match="password authentication failed"):
         HybridAwsTarget(fresh_lab, load_config(hybrid)).final_read("us-west-2")
+
+
+FIS_LAG = (
+    "Feature: Replication latency through AWS FIS\n"
+    "  Scenario: the link slowed by the organisation's FIS template\n"
+    "    When the replication link from us-east-1 to us-west-2 gets 300 ms of latency "
+    "with 50 ms of jitter\n"
+    "    And the faults heal\n"
+)
+
+
+def test_the_replication_latency_step_runs_the_configs_fis_template(
+    fresh_lab: Lab, hybrid: Path, tmp_path: Path
+) -> None:
+    """With `fis_templates.replication_latency`, the latency step starts that FIS experiment
+    (not a lab toxic), its figures kept beside the template as what the drill expects, and
+    the heal stops it. moto's FIS changes nothing on the data plane: this proves the
+    experiment's life cycle, not its effect."""
+    import boto3
+    import httpx
+
+    moto = moto_url(fresh_lab.settings.ports.moto)
+    fis = boto3.client("fis", endpoint_url=moto, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    template = fis.create_experiment_template(
+        clientToken="drkit-hybrid-fis", description="latency on the primary's WAL stream",
+        roleArn="arn:aws:iam::123456789012:role/drkit-fis", stopConditions=[{"source": "none"}],
+        actions={"latency": {"actionId": "aws:ssm:send-command", "targets": {"Instances": "db"}}},
+        targets={"db": {"resourceType": "aws:ec2:instance", "selectionMode": "ALL",
+                        "resourceArns": ["arn:aws:ec2:us-east-1:123456789012:instance/i-0db"]}},
+    )["experimentTemplate"]["id"]  # fmt: skip
+    hybrid.write_text(
+        hybrid.read_text() + f'\n[fis_templates]\nreplication_latency = "{template}"\n'
+    )
+    nested_project(tmp_path, FIS_LAG)
+    states = f"{moto}/moto-api/state-manager"
+    httpx.post(f"{states}/set-transition", json={
+        "model_name": "fis::experiment", "transition": {"progression": "time", "seconds": 2}
+    }).raise_for_status()  # fmt: skip
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "--dr-target", "aws", "--dr-config",
+             str(hybrid), "--dr-allow-destructive"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=180,
+            env={**os.environ, "DRKIT_RUNS_DIR": str(tmp_path / "runs"),
+                 "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+        )  # fmt: skip
+    finally:
+        httpx.post(f"{states}/unset-transition", json={"model_name": "fis::experiment"})
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert ledger_kinds(tmp_path) == ["aws.fis_experiment"]
+    experiments = fis.list_experiments(experimentTemplateId=template)["experiments"]
+    assert [e["state"]["status"] for e in experiments] == ["stopped"]
+    (history,) = (tmp_path / "runs").glob("*/histories/*.jsonl")
+    ops = [r["op"] for r in read_chain(history).records if "op" in r]
+    (expects,) = [o["value"] for o in ops if o["value"].get("check") == "fis template"]
+    assert expects["step_expects"] == {"latency_ms": 300, "jitter_ms": 50}
+    assert fault_traces(fresh_lab) == []  # no lab toxic was used
