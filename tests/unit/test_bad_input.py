@@ -332,7 +332,7 @@ CASES: dict[str, Case] = {
     "config has an unknown key": plan(
         *AWS,
         message="work/bad.toml: route53.zone: unknown key; did you mean 'zone_id'? (allowed "
-        "here: zone_id, record, mode, ttl, health_check_ids)",
+        "here: zone_id, record, mode, ttl, health_check_ids",
         setup=config(edited(("route53.zone", "Z1"))),
     ),
     # -- the command line
