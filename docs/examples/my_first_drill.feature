@@ -15,7 +15,8 @@ Feature: No planned switchover over a cut replication link
     And the planned pre-flight runs
     Then the pre-flight refused because of replication lag
     When the faults heal
+    And writes are quiesced
     And the replication lag is watched until it drains, for up to 30 seconds
     And the planned pre-flight runs
     Then the pre-flight was ready
-    And the standby caught up within 10 seconds
+    And the standby caught up within 30 seconds
