@@ -13,6 +13,7 @@ from typing import Any
 
 from drkit import paths
 from drkit.aws.interlocks import clear_abort, read_abort, request_abort, stop_file
+from drkit.cli_help import examples, json_help
 from drkit.faults.journal import read_pointer
 
 SubParsers = argparse._SubParsersAction  # argparse's own type for `add_subparsers()`
@@ -24,15 +25,20 @@ def register_abort(sub: SubParsers[argparse.ArgumentParser]) -> argparse.Argumen
     abort = sub.add_parser(
         "abort",
         help="make the running drill heal its faults and stop (writes STOP in the state folder)",
-        description="Writes the STOP file in the state folder (DRKIT_HOME, default .drkit/). "
+        description="Write the STOP file in the state folder (DRKIT_HOME, default .drkit/). "
         "A running drill heals its open faults and stops within seconds, reported as aborted; "
         "while the file exists, a drill that starts is aborted at once. "
         "`drkit abort --clear` removes it.",
+        epilog=examples(
+            "drkit abort --reason 'trading desk asked to stop'",
+            "drkit abort --clear",
+            "drkit abort --json",
+        ),
     )
     action = abort.add_mutually_exclusive_group()
     action.add_argument("--reason", default=DEFAULT_REASON, help="why (kept in the evidence)")
     action.add_argument("--clear", action="store_true", help="remove the STOP file")
-    abort.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    abort.add_argument("--json", action="store_true", help=json_help("what was written or removed"))
     abort.set_defaults(func=cmd_abort)
     return abort
 

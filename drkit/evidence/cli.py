@@ -10,16 +10,28 @@ import argparse
 import json
 from pathlib import Path
 
+from drkit.cli_help import examples, json_help
 from drkit.errors import ConfigError
 from drkit.evidence import seal
+from drkit.progress import Progress
 
 SubParsers = argparse._SubParsersAction  # argparse's own type for `add_subparsers()`
 
 
 def register(sub: SubParsers[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add `evidence` with keygen, verify and archive to drkit's sub-commands."""
-    evidence = sub.add_parser("evidence", help="sign, verify and archive evidence packages")
-    commands = evidence.add_subparsers(dest="evidence_command", required=True)
+    evidence = sub.add_parser(
+        "evidence",
+        help="build, sign, verify and archive evidence packages",
+        epilog=examples(
+            "drkit evidence build --results reports/runs/<run-id> --quarter 2026-Q4 "
+            "--out reports/evidence",
+            "drkit evidence verify PACKAGE.zip --public-key keys/evidence.pub.pem",
+            "drkit evidence archive PACKAGE.zip",
+        )
+        + "\n\nthe auditor's guide: docs/evidence.md",
+    )
+    commands = evidence.add_subparsers(dest="evidence_command", required=True, metavar="COMMAND")
     _add_keygen(commands)
     _add_verify(commands)
     _add_archive(commands)
@@ -38,28 +50,49 @@ def evidence_subcommands(
 
 def _add_keygen(commands: SubParsers[argparse.ArgumentParser]) -> None:
     keygen = commands.add_parser(
-        "keygen", help="make an Ed25519 key pair for signing packages (private key mode 0600)"
+        "keygen",
+        help="make an Ed25519 key pair for signing packages (private key mode 0600)",
+        epilog=examples(
+            "drkit evidence keygen keys/evidence.pem",
+            "DRKIT_SIGNING_KEY_FILE=keys/evidence.pem pytest drills ...",
+        ),
     )
-    keygen.add_argument("private_key", type=Path, help="where to write the private key (PEM)")
     keygen.add_argument(
-        "--public-key", type=Path, help="where to write the public key (default: PRIVATE.pub.pem)"
+        "private_key",
+        type=Path,
+        metavar="PRIVATE_KEY",
+        help="where to write the private key (PEM; never overwritten)",
     )
-    keygen.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    keygen.add_argument(
+        "--public-key",
+        type=Path,
+        metavar="PUBLIC_KEY",
+        help="where to write the public key (default: beside it, NAME.pub.pem)",
+    )
+    keygen.add_argument("--json", action="store_true", help=json_help("the paths and fingerprint"))
     keygen.set_defaults(func=cmd_keygen)
 
 
 def _add_verify(commands: SubParsers[argparse.ArgumentParser]) -> None:
     verify = commands.add_parser(
-        "verify", help="check a package folder or zip against its signed manifest"
+        "verify",
+        help="check a package folder or zip against its signed manifest",
+        epilog=examples(
+            "drkit evidence verify PACKAGE.zip --public-key keys/evidence.pub.pem",
+            "drkit evidence verify PACKAGE/ --public-key keys/evidence.pub.pem --json",
+            exit_status="exit status: 0 intact; 1 NOT intact (the report lists what changed, "
+            "is missing or was added); 2 usage error (no such package, not a public key)",
+        ),
     )
-    verify.add_argument("path", type=Path, help="the package folder or its .zip")
+    verify.add_argument("path", type=Path, metavar="PACKAGE", help="the package folder or its .zip")
     verify.add_argument(
         "--public-key",
         type=Path,
         required=True,
+        metavar="PUBLIC_KEY",
         help="the signer's public key PEM, held outside the package",
     )
-    verify.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    verify.add_argument("--json", action="store_true", help=json_help("the verification report"))
     verify.set_defaults(func=cmd_verify)
 
 
@@ -67,8 +100,15 @@ def _add_archive(commands: SubParsers[argparse.ArgumentParser]) -> None:
     archive = commands.add_parser(
         "archive",
         help="upload a sealed zip to S3 under Object Lock (COMPLIANCE) and read the lock back",
+        epilog=examples(
+            "drkit evidence archive PACKAGE.zip                  # the lab's bucket (moto)",
+            "drkit evidence archive PACKAGE.zip --dr-config staging.toml",
+            "drkit evidence archive PACKAGE.zip --bucket my-evidence --region eu-west-1 --json",
+        ),
     )
-    archive.add_argument("path", type=Path, help="the package's .zip (or its folder)")
+    archive.add_argument(
+        "path", type=Path, metavar="PACKAGE", help="the package's .zip (or its folder)"
+    )
     archive.add_argument(
         "--bucket", help="an existing bucket with Object Lock (default: the lab's bucket)"
     )
@@ -79,17 +119,18 @@ def _add_archive(commands: SubParsers[argparse.ArgumentParser]) -> None:
         "--retention-years",
         type=int,
         default=seal.MIN_RETENTION_YEARS,
-        help=f"years the object stays locked (at least {seal.MIN_RETENTION_YEARS})",
+        help=f"years the object stays locked; at least {seal.MIN_RETENTION_YEARS}",
     )
-    archive.add_argument("--region", default="us-east-1")
+    archive.add_argument("--region", default="us-east-1", help="the bucket's AWS region")
     archive.add_argument(
         "--dr-config",
         type=Path,
         default=None,
+        metavar="CONFIG",
         help="the aws target's config: its evidence_bucket, its s3 endpoint_url, its primary "
         "region (instead of --bucket, --endpoint-url, --region)",
     )
-    archive.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    archive.add_argument("--json", action="store_true", help=json_help("the archive receipt"))
     archive.set_defaults(func=cmd_archive)
 
 
@@ -145,14 +186,20 @@ def cmd_archive(args: argparse.Namespace) -> int:
         raise ConfigError("--endpoint-url needs --bucket: name a bucket with Object Lock there")
     else:
         bucket, endpoint_url = args.bucket, args.endpoint_url
-    receipt = seal.archive(
-        zip_path,
-        bucket=bucket,
-        endpoint_url=endpoint_url,
-        retention_years=args.retention_years,
-        region=args.region,
-        create_bucket=lab,
-    )
+    with Progress("evidence archive") as progress:
+        size_mb = zip_path.stat().st_size / 1e6
+        progress(
+            f"uploading {zip_path.name} ({size_mb:.1f} MB) to s3://{bucket}, then reading "
+            "the lock back"
+        )
+        receipt = seal.archive(
+            zip_path,
+            bucket=bucket,
+            endpoint_url=endpoint_url,
+            retention_years=args.retention_years,
+            region=args.region,
+            create_bucket=lab,
+        )
     print(json.dumps(receipt.to_json(), indent=2) if args.json else receipt.summary())
     return 0
 

@@ -20,6 +20,7 @@ import json
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,7 @@ def build_package(
     key: SigningKey | None = None,
     firm: str = "the firm",
     state: Path | None = None,
+    progress: Callable[[str], None] = lambda stage: None,
 ) -> Package:
     check_quarter(quarter)
     run = run_folder(results)
@@ -113,7 +115,9 @@ def build_package(
         )
     folder.mkdir(parents=True)
     try:
-        return _build(run, folder, quarter, meta, digest, key, firm, state, timings, started)
+        return _build(
+            run, folder, quarter, meta, digest, key, firm, state, timings, started, progress
+        )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -130,10 +134,12 @@ def _build(
     state: Path | None,
     timings: dict[str, float],
     started: float,
+    progress: Callable[[str], None],
 ) -> Package:
     from drkit.evidence.html import render_report
     from drkit.evidence.run_report import build_run_report
 
+    progress("copying the run folder")
     shutil.copytree(run / "allure-results", folder / "allure-results")
     (folder / "run").mkdir()
     for name in RUN_FILES:
@@ -144,16 +150,19 @@ def _build(
             shutil.copytree(run / name, folder / "run" / name)
     timings["copy"] = _lap(started)
 
+    progress("writing the compliance report")
     t = time.perf_counter()
     report = build_run_report(run, quarter=quarter, firm=firm, key_kind=key.kind)
     stem = f"compliance-{quarter}"
     report.write(folder / "compliance", stem)
     timings["compliance_report"] = _lap(t)
 
+    progress("rendering the HTML report (Allure)")
     t = time.perf_counter()
     name = f"DR drill report {quarter} (run {run.name})"
     index = render_report(folder / "allure-results", folder / "report", name=name)
     timings["html_folder"] = _lap(t)
+    progress("rendering the one-file HTML report (Allure)")
     t = time.perf_counter()
     scratch = folder.parent / f".{folder.name}.single"
     try:
@@ -163,6 +172,7 @@ def _build(
         shutil.rmtree(scratch, ignore_errors=True)
     timings["html_single_file"] = _lap(t)
 
+    progress("scanning for configured secrets")
     t = time.perf_counter()
     configured = secrets.configured_secrets(state or state_dir())
     if leaks := secrets.scan_folder(folder, configured):
@@ -172,6 +182,7 @@ def _build(
         )
     timings["secret_scan"] = _lap(t)
 
+    progress("sealing: manifest, signature, zip")
     t = time.perf_counter()
     zip_path = seal(
         folder,

@@ -33,6 +33,7 @@ from drkit.lab.postgres import (
     find_pg_bindir,
     service_user,
 )
+from drkit.lab.seed import seed_count_from_env
 from drkit.lab.sut import sut_components
 from drkit.lab.topology import PUBLIC, REGIONS, SOURCES, ProxySpec, ingress_address, proxy_spec
 from drkit.lab.toxiproxy_server import ToxiproxyServer
@@ -44,6 +45,14 @@ Progress = Callable[[str], None]
 
 def _quiet(_: str) -> None:
     return None
+
+
+def _starting(component: Component) -> str:
+    """What `up` says it is doing while a component starts."""
+    if component.name == "documents":
+        count = seed_count_from_env()
+        return f"documents: schema, {count:,} seed documents (loaded once), index check"
+    return f"{component.name}: starting"
 
 
 class Lab:
@@ -168,7 +177,7 @@ class Lab:
                 if isinstance(component, PythonService) and component.prelaunch:
                     component.launch()
             for component in services:
-                progress(f"{component.name}: starting")
+                progress(_starting(component))
                 component.start()
         except BaseException:
             if not was_running:

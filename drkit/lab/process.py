@@ -9,7 +9,9 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from pathlib import Path
 
 from drkit.errors import LabError, PortInUse
@@ -149,10 +151,35 @@ def port_open(address: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
+WaitObserver = Callable[[str, float], AbstractContextManager[object]]
+_wait_observer: ContextVar[WaitObserver | None] = ContextVar("wait_observer", default=None)
+
+
+@contextlib.contextmanager
+def observing_waits(observer: WaitObserver) -> Iterator[None]:
+    """Enter `observer(what, budget_s)` around every `wait_until` in this context (the CLI
+    shows what is awaited against its budget)."""
+    token = _wait_observer.set(observer)
+    try:
+        yield
+    finally:
+        _wait_observer.reset(token)
+
+
 def wait_until(
     predicate: Callable[[], bool], budget_s: float, what: str, interval_s: float = 0.02
 ) -> float:
     """Poll `predicate` until true; returns the seconds waited, raises LabError past budget."""
+    observer = _wait_observer.get()
+    if observer is None:
+        return _wait_until(predicate, budget_s, what, interval_s)
+    with observer(what, budget_s):
+        return _wait_until(predicate, budget_s, what, interval_s)
+
+
+def _wait_until(
+    predicate: Callable[[], bool], budget_s: float, what: str, interval_s: float
+) -> float:
     start = time.monotonic()
     while True:
         if predicate():
