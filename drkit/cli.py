@@ -125,6 +125,8 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
         f"lab up in {elapsed(started)}: {what}, {len(status['components'])} components healthy "
         f"(state {lab.state}); addresses: `drkit lab status`"
     )
+    if status.get("data_root_outside_state"):
+        print(f"database files: {status['data_root']} (the state folder is closed to postgres)")
     return 0
 
 
