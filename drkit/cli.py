@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -107,12 +108,14 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
             status = lab.up(progress=progress)
         after = _pids(lab)
     new = [name for name, pid in after.items() if pid is not None and pid != before.get(name)]
+    healthy = len(status["components"]) - len(_unhealthy(status))
     if args.json:
         _print_json(
             {
                 "command": "lab up",
                 "elapsed_s": round(time.monotonic() - started, 3),
                 "state": str(lab.state),
+                "healthy": healthy == len(status["components"]),
                 "started": new,
                 "already_running": [n for n, p in after.items() if p is not None and n not in new],
                 "addresses": _addresses(status),
@@ -122,7 +125,7 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
         return 0
     what = f"started {len(new)} processes" if new else "already running"
     print(
-        f"lab up in {elapsed(started)}: {what}, {len(status['components'])} components healthy "
+        f"lab up in {elapsed(started)}: {what}, {healthy} components healthy "
         f"(state {lab.state}); addresses: `drkit lab status`"
     )
     if status.get("data_root_outside_state"):
@@ -627,6 +630,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DrillError as exc:
         print(f"drkit: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `drkit ... --json | head`: the reader left; say nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as the shell reports a SIGPIPE
     except OSError as exc:  # a path the user gave that cannot be read or written
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"drkit: error: {where}{exc.strerror or exc}; check the path", file=sys.stderr)
