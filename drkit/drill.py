@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from drkit.clients.resolver import DnsLookupFailed
 from drkit.config import LAB_PROFILE, RPO_OBJECTIVE_SECONDS, RTO_OBJECTIVE_SECONDS, TimingProfile
 from drkit.errors import ConfigError
 from drkit.failover.monitor import ReplicationMonitor
@@ -612,24 +613,32 @@ class Drill(DrillChecks):
 
     def await_external_failover(self, budget_s: float, interval_s: float = 0.2) -> None:
         """Wait for the organisation's automation to bring the DR region into service: its
-        database a primary and a write through the public name acknowledged by it. The
-        promotion and the record's change are marked when first seen (polled every
-        `interval_s`, so each mark is late by at most that); fencing and the decision are not
-        observable from outside and are not marked."""
+        database a primary, the public name answering with the DR service's address (asked
+        afresh through the config's resolvers, so a record UPSERT and failover routing both
+        show), and a write through the public name acknowledged by it. The promotion and the
+        name's switch are marked when first seen (polled every `interval_s`, so each mark is
+        late by at most that plus one read); the decision and fencing are not observable from
+        outside and are not marked."""
         if self.aws is None:
             raise ConfigError("external automation is observed on the aws target only")
         control, dr = self.aws.control, self.aws.config.dr_region
-        dr_host = urlparse(self.aws.config.region(dr).service_url).hostname
+        dr_host = urlparse(self.aws.config.region(dr).service_url).hostname or ""
         since = time.monotonic()
         seen: dict[str, float] = {}
+
+        def answers_dr() -> bool:
+            resolver = self.target.client_resolver()  # fresh: no cached answer
+            try:
+                wanted = {dr_host} if _is_address(dr_host) else {resolver.resolve(dr_host)}
+                return resolver.resolve(self.target.public_name) in wanted
+            except DnsLookupFailed:  # "not yet": the budget bounds the wait
+                return False
 
         def in_service() -> bool:
             if "promotion" not in seen and control.database_role(dr) == "primary":
                 seen["promotion"] = time.time()
-            if "dns_switch" not in seen:
-                record = control.read_record()
-                if record is not None and dr_host in record.values:
-                    seen["dns_switch"] = time.time()
+            if "dns_switch" not in seen and answers_dr():
+                seen["dns_switch"] = time.time()
             return len(seen) == 2 and any(
                 op.type == "ok" and op.kind == "write" and op.region == dr and op.mono > since
                 for op in self.history.ops[-400:]
@@ -1215,3 +1224,13 @@ def _epoch(iso: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(iso).timestamp()
+
+
+def _is_address(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
