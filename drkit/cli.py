@@ -334,7 +334,6 @@ def cmd_evidence_build(args: argparse.Namespace) -> int:
     from drkit.evidence.package import build_package
     from drkit.evidence.seal import load_signing_key
 
-    started = time.monotonic()
     with Progress("evidence build") as progress:
         package = build_package(
             args.results,
@@ -347,7 +346,7 @@ def cmd_evidence_build(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(package.to_json())
         return 0
-    print(f"evidence package: {package.zip} ({package.status}, built in {elapsed(started)})")
+    print(f"evidence package: {package.zip} ({package.status})")
     print(f"  folder:            {package.folder}")
     print(f"  HTML report:       {package.report}")
     print(f"  one-file report:   {package.single_file}")
