@@ -739,17 +739,15 @@ class AwsControlPlane:
         if self.config.promotion == "self-managed":
             import psycopg
 
+            from drkit.clients.postgres import PgEndpoint
+
+            endpoint = PgEndpoint(
+                region, db.host, db.port, db.name, db.user, self._password(db, region)
+            )
             try:
-                with psycopg.connect(
-                    host=db.host,
-                    port=db.port,
-                    dbname=db.name,
-                    user=db.user,
-                    password=self._password(db, region),
-                    connect_timeout=2,
-                ) as conn:
+                with endpoint.connect(2) as conn:
                     row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
-            except psycopg.Error:
+            except (TargetUnreachable, psycopg.Error):
                 return None
             return None if row is None else ("standby" if row[0] else "primary")
         if self.config.promotion == "rds" and db.identifier:
