@@ -101,7 +101,9 @@ class DatabaseTier:
             cluster.start()
 
     def bootstrap(self, primary: PgCluster) -> None:
-        """Roles and the application database, created once on the primary (idempotent)."""
+        """Roles and the application database, created once on the primary (idempotent).
+        Passwords are sent as SCRAM verifiers made here, never as text: a server that logs
+        statements (`log_statement = 'ddl'`, as audits ask) would log a `PASSWORD 'text'`."""
         p = self.passwords
         roles = (
             (REPLICATION_USER, "LOGIN REPLICATION", p.replication),
@@ -114,9 +116,12 @@ class DatabaseTier:
                     "SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)
                 ).fetchone()
                 verb = "ALTER" if exists else "CREATE"
+                verifier = conn.pgconn.encrypt_password(
+                    password.encode(), role.encode(), b"scram-sha-256"
+                ).decode()
                 conn.execute(
                     sql.SQL("{} ROLE {} WITH " + attrs + " PASSWORD {}").format(
-                        sql.SQL(verb), sql.Identifier(role), sql.Literal(password)
+                        sql.SQL(verb), sql.Identifier(role), sql.Literal(verifier)
                     )
                 )
             db = self.settings.database
