@@ -13,7 +13,7 @@ Feature: No planned switchover over a cut replication link
     When the replication link from us-east-1 to us-west-2 is cut
     And writes continue for 5 seconds
     And the planned pre-flight runs
-    Then the pre-flight refused because of replication lag
+    Then the pre-flight refused because of replication
     When the faults heal
     And writes are quiesced
     And the replication lag is watched until it drains, for up to 30 seconds
