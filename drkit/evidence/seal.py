@@ -26,6 +26,7 @@ import re
 import secrets
 import tempfile
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -813,7 +814,7 @@ def _compare_files(
             continue
         try:
             actual = package.digest(rel)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
             found.changed.add(rel)
             found.problems.append(f"{rel} cannot be read back ({exc})")
             continue
@@ -835,7 +836,7 @@ def _check_chains(
     for rel in sorted(r for r in entries if r.endswith(CHAIN_SUFFIX) and r in files):
         try:
             chain = package.chain(rel)
-        except (zipfile.BadZipFile, OSError, EOFError):
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error):
             continue  # already reported as changed
         found.chains_checked += 1
         problem = _chain_problem(rel, chain)
