@@ -43,9 +43,7 @@ from tests.integration.conftest import SEED_ENV, TEST_PORT_BASE, TEST_SEED_DOCS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-# Clear of the session lab (+0) and test_lab_bad_input's (+100); alone, this module may take the
-# session lab's range (DRKIT_TEST_SECRETS_PORT_BASE=$DRKIT_TEST_PORT_BASE): it never starts it.
-BASE = int(os.environ.get("DRKIT_TEST_SECRETS_PORT_BASE", TEST_PORT_BASE + 200))
+PORT_BASE_ENV = "DRKIT_TEST_SECRETS_PORT_BASE"  # overrides the choice of `port_base`
 QUARTER = "2026-Q4"
 OUTAGE = "security_group_and_the_watcher"
 STALE_PASSWORD_ENV = "DRKIT_TEST_STALE_DB_PASSWORD"  # the failing run's password reference
@@ -212,19 +210,31 @@ def _exercise(lab: Lab, env: dict[str, str], markers: Withheld) -> Searched:
     return searched
 
 
+def port_base(session: pytest.Session) -> int:
+    """The session lab's ports when no test of this session starts it; else clear of them
+    (+0) and of test_lab_bad_input's (+100)."""
+    if PORT_BASE_ENV in os.environ:
+        return int(os.environ[PORT_BASE_ENV])
+    shared = any("lab" in getattr(item, "fixturenames", ()) for item in session.items)
+    return TEST_PORT_BASE + 200 if shared else TEST_PORT_BASE
+
+
 @pytest.fixture(scope="module")
-def exercise(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exercise]:
+def exercise(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Exercise]:
     """The lab up with planted secrets, three drills, two evidence builds; the lab down after."""
+    base = port_base(request.session)
     home = tmp_path_factory.mktemp("drkit-secrets-home")
     keys = tmp_path_factory.mktemp("keys")
     generate_keypair(keys / "signing.pem", keys / "signing.pub.pem")
     planted = Planted.make((keys / "signing.pem").read_text())
     (home / "secrets.json").touch(mode=0o600)
     (home / "secrets.json").write_text(json.dumps(planted.lab_passwords))  # the lab keeps these
-    lab = Lab(home, LabSettings(ports=LabPorts(BASE)))
+    lab = Lab(home, LabSettings(ports=LabPorts(base)))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DRKIT_HOME", str(home))
-        patch.setenv("DRKIT_LAB_PORT_BASE", str(BASE))
+        patch.setenv("DRKIT_LAB_PORT_BASE", str(base))
         patch.setenv("DRKIT_RUNS_DIR", str(home / "runs"))
         patch.setenv(SEED_ENV, os.environ.get(SEED_ENV, TEST_SEED_DOCS))
         for name, value in planted.environ.items():
