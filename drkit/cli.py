@@ -287,6 +287,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         progress("collecting the drills (pytest --dr-plan; nothing runs)")
         done = subprocess.run(argv + selection, capture_output=True, text=True)
     plan_line = next((line for line in done.stdout.splitlines() if line.startswith("plan: ")), None)
+    if "no drill selected: nothing to plan" in done.stdout:
+        raise ConfigError(f"no drill matches {' '.join(selection)}; check the selection")
     if done.returncode != 0 or plan_line is None:
         said = (done.stderr.strip() or done.stdout.strip()).splitlines() or ["no output"]
         error = ConfigError if done.returncode in (2, 4, 5) else DrillError  # pytest's codes
