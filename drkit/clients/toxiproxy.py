@@ -143,6 +143,11 @@ class ToxiproxyClient:
     def proxy(self, name: str) -> Proxy:
         return Proxy.from_json(self._request("GET", f"/proxies/{name}").json())
 
+    def find_proxy(self, name: str) -> Proxy | None:
+        """The proxy, or None when the server has none of that name (e.g. a restarted server
+        before the lab lays its proxies out again: no proxy, so no toxic either)."""
+        return self.proxies().get(name)
+
     def ensure_proxy(self, name: str, listen: str, upstream: str) -> Proxy:
         """Create the proxy, or fix its addresses, and return it as read back."""
         existing = self.proxies().get(name)
@@ -185,10 +190,11 @@ class ToxiproxyClient:
         return applied
 
     def remove_toxic(self, proxy_name: str, toxic_name: str) -> None:
-        """Remove a toxic; removing one that is absent is not an error. Read back."""
-        if self.proxy(proxy_name).toxic(toxic_name) is not None:
+        """Remove a toxic; removing one that is absent (or whose proxy is) is not an error.
+        Read back."""
+        if _has_toxic(self.find_proxy(proxy_name), toxic_name):
             self._request("DELETE", f"/proxies/{proxy_name}/toxics/{toxic_name}")
-        if self.proxy(proxy_name).toxic(toxic_name) is not None:
+        if _has_toxic(self.find_proxy(proxy_name), toxic_name):
             raise ToxiproxyRequestError(
                 f"toxic {toxic_name} is still on proxy {proxy_name} after removing it"
             )
@@ -201,6 +207,10 @@ class ToxiproxyClient:
             raise ToxiproxyRequestError(
                 f"after reset these proxies still have toxics or are disabled: {dirty}"
             )
+
+
+def _has_toxic(proxy: Proxy | None, toxic_name: str) -> bool:
+    return proxy is not None and proxy.toxic(toxic_name) is not None
 
 
 def _same_listen(actual: str, wanted: str) -> bool:

@@ -14,7 +14,9 @@ from drkit.clients.toxiproxy import STREAMS, TOXIC_ATTRIBUTES, TOXIC_TYPES, Toxi
 from drkit.config import LabPorts, LabSettings
 from drkit.errors import ConfigError
 from drkit.faults.base import register_fault
+from drkit.faults.reach import Service
 from drkit.lab.lab import Lab
+from drkit.lab.moto_server import moto_answers, moto_url
 from drkit.lab.topology import (
     PUBLIC,
     REGIONS,
@@ -67,6 +69,14 @@ class _LabFault:
 
     def _base_params(self) -> dict[str, Any]:
         return {"state": self.state, "port_base": self.port_base}
+
+    def toxiproxy(self) -> Service:
+        server = self.lab.toxiproxy
+        return Service("Toxiproxy", server.url, server.healthy)
+
+    def moto(self) -> Service:
+        port = self.lab.settings.ports.moto
+        return Service("moto", moto_url(port), lambda: moto_answers(port))
 
 
 class _RegionFault(_LabFault):
@@ -124,6 +134,9 @@ class ProxyToxic(_LabFault):
     def _toxic(self) -> Toxic:
         return Toxic(self.name, self.toxic_type, self.stream, self.toxicity, self.attributes)
 
+    def depends_on(self) -> list[Service]:
+        return [self.toxiproxy()]
+
     def inject(self) -> None:
         with self.lab.toxiproxy.client() as client:
             client.add_toxic(self.proxy, self._toxic())
@@ -134,7 +147,8 @@ class ProxyToxic(_LabFault):
 
     def verify_injected(self) -> bool:
         with self.lab.toxiproxy.client() as client:
-            return client.proxy(self.proxy).toxic(self.name) is not None
+            proxy = client.find_proxy(self.proxy)
+        return proxy is not None and proxy.toxic(self.name) is not None
 
     def verify_healed(self) -> bool:
         return not self.verify_injected()
@@ -161,6 +175,9 @@ class LinkCut(_LabFault):
     def describe(self) -> str:
         return f"path {self.proxy} blackholed (both directions)"
 
+    def depends_on(self) -> list[Service]:
+        return [self.toxiproxy()]
+
     def inject(self) -> None:
         with self.lab.toxiproxy.client() as client:
             for toxic in self.toxics:
@@ -173,8 +190,8 @@ class LinkCut(_LabFault):
 
     def _present(self) -> list[bool]:
         with self.lab.toxiproxy.client() as client:
-            proxy = client.proxy(self.proxy)
-        return [proxy.toxic(t.name) is not None for t in self.toxics]
+            proxy = client.find_proxy(self.proxy)
+        return [proxy is not None and proxy.toxic(t.name) is not None for t in self.toxics]
 
     def verify_injected(self) -> bool:
         return all(self._present())
@@ -216,6 +233,10 @@ class SecurityGroupBlock(_LabFault):
             f"{self.region} security group: ingress to {', '.join(self.services)} from "
             f"{', '.join(self.sources)} revoked"
         )
+
+    def depends_on(self) -> list[Service]:
+        """The rule lives in moto; the reconciler enforces it on Toxiproxy."""
+        return [self.moto(), self.toxiproxy()]
 
     def _control(self) -> Any:
         from drkit.lab.control_plane import LabControlPlane

@@ -5,20 +5,31 @@ and fsynced, (2) the fault is injected, (3) it is read back. Leaving the ``with`
 exit, exception, SIGINT, SIGTERM) heals the open faults in reverse order and reads each heal
 back; a heal that fails leaves its record open and the error says what is still applied.
 Recovery actions are recorded too, but only ``undo`` (failback, lab reset) reverses them.
+While faults are open, the services holding them (Toxiproxy, moto) are watched: one that stops
+answering ends the drill with TargetUnreachable, and heals that meet it are retried with
+bounded backoff (``drkit.faults.reach``), each attempt journalled.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Literal, NoReturn, TypeVar
 
 from drkit import paths
-from drkit.errors import DrillError, FaultInjectionFailed, HealFailed, OpenFaultsRemain
+from drkit.errors import (
+    DrillError,
+    FaultInjectionFailed,
+    HealFailed,
+    OpenFaultsRemain,
+    TargetUnreachable,
+)
 from drkit.faults.base import (
     FAULTS,
     CallTimedOut,
@@ -39,11 +50,23 @@ from drkit.faults.journal import (
     read_pointer,
     write_pointer,
 )
+from drkit.faults.reach import (
+    RESTART_ADVICE,
+    HealRetry,
+    Service,
+    ServiceWatch,
+    answers,
+    services_of,
+    unreachable_cause,
+)
 from drkit.measure.history import NEMESIS_PROCESS, History, Op, system_clock
 
 T = TypeVar("T")
 ROLLBACK_COMMAND = "drkit rollback"
 ORCHESTRATOR_PROCESS = "orchestrator"
+HEAL_NOT_VERIFIED = "heal not verified"
+UNREACHABLE = "target unreachable: "
+KICK_SIGNAL = signal.SIGUSR1  # the service watch's wake-up call to the main thread
 
 
 class DrillInterrupted(KeyboardInterrupt):
@@ -87,24 +110,69 @@ def ensure_no_open_faults(state_dir: Path | None = None) -> None:
     )
 
 
-def heal_problem(fault: Fault, record: FaultRecord, journal: Journal, timeout: float) -> str | None:
-    """Heal and read back; journal the result. None when healed, else what is still wrong."""
+def heal_problem(
+    fault: Fault,
+    record: FaultRecord,
+    journal: Journal,
+    timeout: float,
+    retry: HealRetry | None = None,
+) -> str | None:
+    """Heal and read back, retried with backoff while the fault's service does not answer;
+    every attempt and the result are journalled. None when healed, else what is still wrong."""
+    retry = retry or HealRetry.from_env()
+    started = retry.clock()
+    attempt = 0
+    while True:
+        attempt += 1
+        result, problem, unreachable = _heal_once(fault, record, timeout)
+        detail = {"attempt": attempt, "result": result} | ({"error": problem} if problem else {})
+        journal.event("heal_attempt", record.id, **detail)
+        if unreachable is None:
+            break
+        pause = retry.delay(attempt)
+        elapsed = retry.clock() - started
+        if elapsed + pause > retry.window_s:
+            problem = _not_verified(fault, unreachable, attempt, elapsed)
+            journal.event("heal_unreachable", record.id, attempts=attempt, error=problem)
+            return problem
+        retry.sleep(pause)
+    if result == "healed":
+        journal.event("healed", record.id)
+        return None
+    event = "heal_error" if result == "error" else "heal_unverified"
+    journal.event(event, record.id, error=problem)
+    return problem
+
+
+def _heal_once(
+    fault: Fault, record: FaultRecord, timeout: float
+) -> tuple[str, str | None, TargetUnreachable | None]:
+    """One heal and its read-back: (result, problem, the unreachable service's error)."""
     try:
         call_bounded(fault.heal, timeout, f"heal of {record.label()}")
         healed = call_bounded(fault.verify_healed, timeout, f"verify_healed of {record.label()}")
     except Exception as exc:
+        unreachable = unreachable_cause(exc)
         problem = f"heal raised {type(exc).__name__}: {exc}"
-        journal.event("heal_error", record.id, error=problem)
-        return problem
+        return ("unreachable" if unreachable else "error"), problem, unreachable
     if not healed:
-        problem = "verify_healed() reads it back as still applied"
-        journal.event("heal_unverified", record.id, error=problem)
-        return problem
-    journal.event("healed", record.id)
-    return None
+        return "unverified", "verify_healed() reads it back as still applied", None
+    return "healed", None, None
+
+
+def _not_verified(fault: Fault, exc: TargetUnreachable, attempts: int, elapsed: float) -> str:
+    down = [s for s in services_of(fault) if not answers(s)]
+    who = f"{down[0].name} unreachable at {down[0].address}" if down else "target unreachable"
+    return f"{HEAL_NOT_VERIFIED}: {who} ({attempts} attempt(s) over {elapsed:.1f}s; last: {exc})"
 
 
 def heal_failed_message(record: FaultRecord, ledger: Path, problem: str) -> str:
+    if problem.startswith(HEAL_NOT_VERIFIED):
+        return (
+            f"{UNREACHABLE}{problem}. {record.label()} of run {record.run_id} may still "
+            f"be applied ({record.description}); its record stays open in {ledger}, named by "
+            f"the open-faults pointer: {RESTART_ADVICE}"
+        )
     return (
         f"could not heal {record.label()} of run {record.run_id}: {problem}. Still applied: "
         f"{record.description}. Its record stays open in {ledger}; fix the cause and run "
@@ -125,6 +193,9 @@ class Ledger:
         registry: Registry = FAULTS,
         call_timeout: float = 10.0,
         handle_signals: bool = True,
+        heal_retry: HealRetry | None = None,
+        watch_interval_s: float = 1.0,
+        watch_misses: int = 3,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LEDGER_FILE
@@ -143,6 +214,13 @@ class Ledger:
         self._pending: int | None = None
         self._previous: dict[int, Any] = {}
         self._restored: dict[int, Any] = {}
+        self.heal_retry = heal_retry or HealRetry.from_env()
+        self._watch_every, self._watch_misses = watch_interval_s, watch_misses
+        self._services: dict[int, tuple[Service, ...]] = {}
+        self._window_spent: set[int] = set()
+        self._watch: ServiceWatch | None = None
+        self.unreachable: str | None = None  # why the drill ended, once a fault's service died
+        self._raised_unreachable = False
 
     @classmethod
     def for_run(cls, run_id: str, **kwargs: Any) -> Ledger:
@@ -159,6 +237,7 @@ class Ledger:
         self._journal = Journal(self.path)
         self._journal.event("run", run_id=self.run_id, **process_identity())
         self.interrupted_by: str | None = None  # SIGINT or SIGTERM, once one arrives
+        self.unreachable, self._raised_unreachable = None, False
         self._install_signals()
         return self
 
@@ -169,6 +248,7 @@ class Ledger:
         tb: TracebackType | None,
     ) -> None:
         self._shield_depth += 1  # from here on a signal is only noted
+        self._stop_watch()
         try:
             failure = self._heal_on_exit()
         finally:
@@ -276,7 +356,12 @@ class Ledger:
         assert isinstance(fault, Fault)
         with self._shielded():
             op = self._invoke(record, "heal")
-            problem = heal_problem(fault, record, self.journal, self.call_timeout)
+            # a record whose retry window already ran out in this run gets one attempt more
+            spent = record.id in self._window_spent
+            retry = replace(self.heal_retry, window_s=0.0) if spent else self.heal_retry
+            problem = heal_problem(fault, record, self.journal, self._timeout_of(record), retry)
+            if problem is not None and problem.startswith(HEAL_NOT_VERIFIED):
+                self._window_spent.add(record.id)
             if problem is not None:
                 self._complete(op, "info", problem)
                 raise HealFailed(heal_failed_message(record, self.path, problem))
@@ -291,8 +376,14 @@ class Ledger:
                 self.heal(record)
             except HealFailed as failure:
                 problems.append(str(failure))
-        if problems:
-            raise HealFailed(f"{len(problems)} fault(s) still applied: " + " | ".join(problems))
+        if not problems:
+            return
+        if all(p.startswith(UNREACHABLE) for p in problems):  # the service, not the faults
+            shown = [p.removeprefix(UNREACHABLE) for p in problems]
+            raise HealFailed(
+                f"{UNREACHABLE}{len(problems)} fault(s) may still be applied: " + " | ".join(shown)
+            )
+        raise HealFailed(f"{len(problems)} fault(s) still applied: " + " | ".join(problems))
 
     # -- recovery actions ------------------------------------------------------------------
 
@@ -351,6 +442,9 @@ class Ledger:
         self.journal.event("intent", record.id, record=record.to_json())
         self._records.append(record)
         self._live[record.id] = thing
+        if category == "fault" and (services := services_of(thing)):
+            self._services[record.id] = services
+            self._start_watch()
         return record
 
     def _timeout_of(self, record: FaultRecord) -> float:
@@ -379,6 +473,45 @@ class Ledger:
         if op is not None and self.history is not None:
             self.history.complete(op, kind, error=error)
 
+    # -- the services that hold the faults -------------------------------------------------
+
+    def _start_watch(self) -> None:
+        if self._watch is None:
+            self._watch = ServiceWatch(
+                self._held, self._service_lost, self._watch_every, self._watch_misses
+            ).start()
+
+    def _stop_watch(self) -> None:
+        if self._watch is not None and not self._watch.stop() and KICK_SIGNAL in self._previous:
+            self._previous[KICK_SIGNAL] = signal.SIG_IGN  # a late kick must not kill the run
+        self._watch = None
+
+    def _held(self) -> list[tuple[Service, str]]:
+        """Each open fault's services, with the fault's label (read by the watch's thread)."""
+        return [(s, r.label()) for r in self.open_faults for s in self._services.get(r.id, ())]
+
+    def _service_lost(self, message: str) -> None:
+        """From the watch's thread: wake the main thread with KICK_SIGNAL, whose handler
+        raises TargetUnreachable there (a blocking sleep or wait is interrupted too)."""
+        if self.unreachable is None:
+            self.unreachable = message
+            print(f"drkit: {message}", file=sys.stderr, flush=True)
+        main = threading.main_thread().ident
+        if self._raised_unreachable or KICK_SIGNAL not in self._previous or main is None:
+            return  # no handler of ours: the heals meet the dead service and report it
+        signal.pthread_kill(main, KICK_SIGNAL)
+
+    def _raise_unreachable(self) -> None:
+        """In the main thread; inside an inject or heal the call meets the dead service itself
+        (and the watch asks again a moment later)."""
+        if self._shield_depth > 0 or self._raised_unreachable or self.unreachable is None:
+            return
+        self._raised_unreachable = True
+        self.journal.event("target_unreachable", error=self.unreachable)
+        if self.history is not None:
+            self.history.observe("target_unreachable", None, error=self.unreachable)
+        raise TargetUnreachable(self.unreachable)
+
     # -- signals ---------------------------------------------------------------------------
 
     def _install_signals(self) -> None:
@@ -390,12 +523,18 @@ class Ledger:
                 continue  # an ignored signal stays ignored; a C-level handler is left alone
             self._previous[signum] = previous
             signal.signal(signum, self._on_signal)
+        if signal.getsignal(KICK_SIGNAL) is signal.SIG_DFL:  # only if nobody else uses it
+            self._previous[KICK_SIGNAL] = signal.SIG_DFL
+            signal.signal(KICK_SIGNAL, self._on_kick)
 
     def _restore_signals(self) -> None:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
         self._restored = dict(self._previous)
         self._previous.clear()
+
+    def _on_kick(self, signum: int, frame: FrameType | None) -> None:
+        self._raise_unreachable()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.interrupted_by = self.interrupted_by or signal.Signals(signum).name

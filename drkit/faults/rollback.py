@@ -3,7 +3,8 @@
 It follows the state folder's pointer to the run's ledger, rebuilds each open fault from its
 record through the registry, heals it newest first, reads the heal back and journals the
 result in that same ledger. It never undoes recovery actions (fencing, promotion, DNS switch);
-failback or a lab reset does. Running it again when nothing is open changes nothing.
+failback or a lab reset does. Running it again when nothing is open changes nothing. A heal
+whose service does not answer is retried with bounded backoff, then left open and reported.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from drkit.faults.journal import (
     read_pointer,
 )
 from drkit.faults.ledger import heal_failed_message, heal_problem
+from drkit.faults.reach import HealRetry
 
 
 class RunStillRunning(DrillError):
@@ -82,6 +84,7 @@ def rollback(
     registry: Registry = FAULTS,
     call_timeout: float = 10.0,
     force: bool = False,
+    heal_retry: HealRetry | None = None,
 ) -> RollbackReport:
     """Heal the open faults of the run named by ``state_dir``'s pointer (default: DRKIT_HOME)."""
     state = Path(state_dir) if state_dir is not None else paths.state_dir()
@@ -100,11 +103,17 @@ def rollback(
             f"delete {pointer_path(state)}"
         )
         return RollbackReport(state, run_id, ledger, notes=(note,))
-    return _heal_ledger(state, run_id, ledger, registry, call_timeout)
+    retry = heal_retry or HealRetry.from_env()
+    return _heal_ledger(state, run_id, ledger, registry, call_timeout, retry)
 
 
 def _heal_ledger(
-    state: Path, run_id: str | None, ledger: Path, registry: Registry, timeout: float
+    state: Path,
+    run_id: str | None,
+    ledger: Path,
+    registry: Registry,
+    timeout: float,
+    retry: HealRetry,
 ) -> RollbackReport:
     replay = read_ledger(ledger)
     notes = []
@@ -119,7 +128,7 @@ def _heal_ledger(
     try:
         journal.event("rollback", **process_identity())
         for record in reversed(replay.open_faults):
-            problem = _heal_record(record, journal, registry, timeout)
+            problem = _heal_record(record, journal, registry, timeout, retry)
             if problem is None:
                 healed.append(record)
             else:
@@ -132,7 +141,7 @@ def _heal_ledger(
 
 
 def _heal_record(
-    record: FaultRecord, journal: Journal, registry: Registry, timeout: float
+    record: FaultRecord, journal: Journal, registry: Registry, timeout: float, retry: HealRetry
 ) -> str | None:
     try:
         fault = registry.build(record.kind, record.params, record.module)
@@ -140,7 +149,7 @@ def _heal_record(
         problem = f"could not rebuild it: {exc}"
         journal.event("heal_error", record.id, error=problem)
         return problem
-    return heal_problem(fault, record, journal, float(getattr(fault, "timeout", timeout)))
+    return heal_problem(fault, record, journal, float(getattr(fault, "timeout", timeout)), retry)
 
 
 def _alive(pointer: dict[str, Any]) -> bool:

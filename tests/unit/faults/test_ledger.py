@@ -167,7 +167,7 @@ def test_an_injection_still_running_keeps_its_record_open(dirs: tuple[Path, Path
         time.sleep(0.8)  # it lands after all; the record is still open, so exit heals it
     assert not fault.applied
     events = read_ledger(dirs[0] / "ledger.jsonl").events[1]
-    assert events == ("intent", "inject_error", "inject_still_running", "healed")
+    assert events == ("intent", "inject_error", "inject_still_running", "heal_attempt", "healed")
 
 
 def test_a_new_run_is_refused_while_faults_are_open(dirs: tuple[Path, Path]) -> None:
@@ -258,7 +258,7 @@ def test_a_signal_during_inject_waits_until_the_fault_is_recorded(dirs: tuple[Pa
         log.append("next step")  # never reached
     assert log == ["inject a", "heal a"]
     events = read_ledger(dirs[0] / "ledger.jsonl").events[1]
-    assert events == ("intent", "injected", "healed")
+    assert events == ("intent", "injected", "heal_attempt", "healed")
 
 
 def test_no_signal_handler_is_installed_outside_the_main_thread(dirs: tuple[Path, Path]) -> None:

@@ -75,7 +75,8 @@ def test_a_run_killed_around_inject_is_healed_by_rollback(
         assert code == 0 and f"healed [1] flag file {flag} present" in output, output
     assert not flag.exists() and not pointer_path(state).exists()
     events = read_ledger(tmp_path / "run-1" / "ledger.jsonl").events[1]
-    assert events == ("intent", "healed")  # the kill came before 'injected' was journalled
+    # the kill came before 'injected' was journalled
+    assert events == ("intent", "heal_attempt", "healed")
     ensure_no_open_faults(state)
 
 
