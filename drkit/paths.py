@@ -43,6 +43,6 @@ def run_id_from_env() -> str | None:
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    """A run id: UTC time to the second plus a short random suffix, e.g. 20261126T051729Z-3f9a."""
+    """A run id: UTC time to the second plus a random suffix, e.g. 20261126T051729Z-3f9a0c1d."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{secrets.token_hex(2)}"
+    return f"{stamp}-{secrets.token_hex(4)}"
