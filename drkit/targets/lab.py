@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any
 
@@ -51,26 +51,39 @@ def compare(source: Mapping[str, str], replica: Mapping[str, str]) -> tuple[int,
     return len(union) - missing - extra - stale, missing, extra, stale
 
 
-def consistency_of(source: Mapping[str, str], replica: Mapping[str, str], what: str) -> Consistency:
-    equal, missing, extra, stale = compare(source, replica)
-    total = equal + missing + extra + stale
+def differing(source: Mapping[str, str], replica: Mapping[str, str]) -> dict[str, str]:
+    """id -> how it differs (missing, extra, stale) between two id -> content-hash maps."""
+    kinds = {i: "missing" for i in source if i not in replica}
+    kinds |= {i: "stale" for i in source if i in replica and source[i] != replica[i]}
+    kinds |= {i: "extra" for i in replica if i not in source}
+    return kinds
+
+
+def settled_consistency(
+    read_source: Callable[[], Mapping[str, str]],
+    read_replica: Callable[[], Mapping[str, str]],
+    what: str,
+) -> Consistency:
+    """Consistency of two stores that take writes while they are read. One pass reads the
+    source, then the replica: a write landing between the two reads differs in that pass
+    only (extra in the replica, or missing while it replicates). A second pass is read when
+    the first differs, and only an id that differs the same way in both counts: real drift
+    (a deleted vector, a wrong hash) persists, a write in flight does not."""
+    source, replica = read_source(), read_replica()
+    persistent, passes = differing(source, replica), 1
+    if persistent:
+        source, replica, passes = read_source(), read_replica(), 2
+        again = differing(source, replica)
+        persistent = {i: kind for i, kind in persistent.items() if again.get(i) == kind}
+    total = len(source.keys() | replica.keys() | persistent.keys())
+    counts = {kind: sum(1 for k in persistent.values() if k == kind) for kind in KINDS}
+    equal = total - sum(counts.values())
     ratio = equal / total if total else 1.0
-    return Consistency(
-        ratio,
-        total,
-        missing,
-        extra,
-        stale,
-        {
-            what: {
-                "equal": equal,
-                "missing": missing,
-                "extra": extra,
-                "stale": stale,
-                "union": total,
-            }
-        },
-    )
+    detail = {what: {"equal": equal, **counts, "union": total, "passes": passes}}
+    return Consistency(ratio, total, counts["missing"], counts["extra"], counts["stale"], detail)
+
+
+KINDS = ("missing", "extra", "stale")
 
 
 class LabTarget:
@@ -158,14 +171,19 @@ class LabTarget:
         return Health(True, f"{count} vectors", {"vectors": count})
 
     def consistency(self, source: str, replica: str) -> Consistency:
-        """Database rows and vectors compared by id and content hash; the lower ratio wins."""
+        """Database rows and vectors compared by id and content hash (writes in flight
+        excluded: `settled_consistency`); the lower ratio wins."""
         from drkit.lab.sut import database_hashes, index_hashes
 
-        rows = consistency_of(
-            database_hashes(self.lab, source), database_hashes(self.lab, replica), "rows"
+        rows = settled_consistency(
+            lambda: database_hashes(self.lab, source),
+            lambda: database_hashes(self.lab, replica),
+            "rows",
         )
-        vectors = consistency_of(
-            index_hashes(self.lab, source), index_hashes(self.lab, replica), "vectors"
+        vectors = settled_consistency(
+            lambda: index_hashes(self.lab, source),
+            lambda: index_hashes(self.lab, replica),
+            "vectors",
         )
         worst = min((rows, vectors), key=lambda c: c.ratio)
         detail = {**rows.detail, **vectors.detail, "source": source, "replica": replica}
