@@ -35,8 +35,8 @@ from drkit.lab.lab import Lab
 from drkit.lab.lock import LOCK_ENV, lab_lock
 from drkit.lab.steady import fault_traces, topology_drift
 from drkit.measure.chain import read_chain
+from drkit.project import write_drill_project
 
-ROOT = Path(__file__).resolve().parent.parent
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 PLANS = ("heal", "failover", "anywhere")
 POLL_S = 0.02
@@ -54,6 +54,7 @@ with latency=300
     And writes continue for {hold} seconds
     And the faults heal
     And writes continue for 120 seconds
+    Then the replication lag fell back below 2 seconds
 """
 REGION_OUTAGE = """\
 Feature: An interrupted failover
@@ -63,6 +64,7 @@ Feature: An interrupted failover
     When us-east-1 is cut off by its security group
     And the watcher fails over within 30 seconds
     And writes continue for 120 seconds
+    Then the RTO is within its objective
 """
 
 
@@ -83,17 +85,7 @@ class RunResult:
 # -- the nested drill ----------------------------------------------------------------------
 def write_drill(folder: Path, plan: str, rng: random.Random) -> None:
     feature = REGION_OUTAGE if plan == "failover" else FOUR_FAULTS.format(hold=rng.randint(1, 4))
-    (folder / "campaign.feature").write_text(feature)
-    (folder / "test_campaign.py").write_text(
-        'from pytest_bdd import scenarios\nscenarios("campaign.feature")\n'
-    )
-    (folder / "conftest.py").write_text(
-        "from steps import STEP_MODULES\n\n"
-        'pytest_plugins = ["fixtures.plugin", "fixtures.drill", *STEP_MODULES]\n'
-    )
-    (folder / "pytest.ini").write_text(
-        f"[pytest]\naddopts = -p no:allure_pytest -p no:cacheprovider\npythonpath = {ROOT}\n"
-    )
+    write_drill_project(folder, feature, "campaign")
 
 
 def start_drill(folder: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:

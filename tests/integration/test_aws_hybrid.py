@@ -26,6 +26,7 @@ from drkit.lab.moto_server import moto_url
 from drkit.lab.steady import fault_traces, security_group_drift
 from drkit.measure.chain import read_chain
 from drkit.paths import PROJECT_ROOT
+from drkit.project import write_drill_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -33,11 +34,16 @@ OUTAGE = "security_group_and_the_watcher"
 SECRET_KEY = "hybrid-secret-access-key-4370"  # a planted credential: must appear nowhere
 
 
-def run_drills(tmp: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def lab_password() -> str:
+    """The lab's operator password: what the config's password reference resolves to."""
     secrets = json.loads((Path(os.environ["DRKIT_HOME"]) / "secrets.json").read_text())
+    return str(secrets["operator"])
+
+
+def run_drills(tmp: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
-        PASSWORD_ENV: secrets["operator"],  # the config's password reference, resolved
+        PASSWORD_ENV: lab_password(),  # the config's password reference, resolved
         "DRKIT_RUNS_DIR": str(tmp / "runs"),
         "AWS_ACCESS_KEY_ID": "AKIAHYBRIDTEST00001",
         "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
@@ -188,28 +194,13 @@ class Guard:
         self.server.shutdown()
 
 
-def nested_project(folder: Path, feature: str) -> None:
-    """A project of one drill in `folder`, bound to drkit's steps and fixtures."""
-    (folder / "drill.feature").write_text(feature)
-    (folder / "test_drill.py").write_text(
-        'from pytest_bdd import scenarios\nscenarios("drill.feature")\n'
-    )
-    (folder / "conftest.py").write_text(
-        "from steps import STEP_MODULES\n\n"
-        'pytest_plugins = ["fixtures.plugin", "fixtures.drill", *STEP_MODULES]\n'
-    )
-    (folder / "pytest.ini").write_text(
-        "[pytest]\naddopts = -p no:allure_pytest -p no:cacheprovider\n"
-        f"pythonpath = {PROJECT_ROOT}\n"
-    )
-
-
 HELD = """\
 Feature: A drill held open under a stop condition
   Scenario: a fault held while the desk is watched
     Given a writer and a probe run through the public name
     When us-west-2's security group stops admitting api traffic from public
     And writes continue for 120 seconds
+    Then the pre-flight was ready
 """
 
 
@@ -224,7 +215,7 @@ def test_a_tripped_stop_condition_aborts_the_drill_and_heals(
             hybrid.read_text()
             + f'\n[[stop_conditions]]\nname = "desk guard"\nprobe_url = "{guard.url}"\n'
         )
-        nested_project(tmp_path, HELD)
+        write_drill_project(tmp_path, HELD)
         env = {
             **os.environ,
             "DRKIT_RUNS_DIR": str(tmp_path / "runs"),
@@ -292,13 +283,12 @@ def test_external_automation_is_observed_not_driven(
     hybrid.write_text(
         hybrid.read_text().replace('automation = "drkit-watcher"', 'automation = "external"')
     )
-    secrets = json.loads((Path(os.environ["DRKIT_HOME"]) / "secrets.json").read_text())
     watchers_before = set((fresh_lab.state / "watcher").glob("watcher-*"))
     actions = tmp_path / "org-automation.json"
     lambda_ = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("org_automation.py")), str(hybrid),
          str(actions)],
-        env={**os.environ, PASSWORD_ENV: secrets["operator"],
+        env={**os.environ, PASSWORD_ENV: lab_password(),
              "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
     )  # fmt: skip
     try:
@@ -342,10 +332,9 @@ def test_the_aws_targets_reads_go_through_the_configs_connections(
     from drkit.targets.aws import HybridAwsTarget
     from drkit.targets.lab import LabTarget
 
-    secrets = json.loads((Path(os.environ["DRKIT_HOME"]) / "secrets.json").read_text())
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv(PASSWORD_ENV, secrets["operator"])
+    monkeypatch.setenv(PASSWORD_ENV, lab_password())
     target = HybridAwsTarget(fresh_lab, load_config(hybrid))
     rows = target.final_read("us-west-2")
     assert len(rows) >= 100 and rows == LabTarget(fresh_lab).final_read("us-west-2")
@@ -361,6 +350,8 @@ FIS_LAG = (
     "    When the replication link from us-east-1 to us-west-2 gets 300 ms of latency "
     "with 50 ms of jitter\n"
     "    And the faults heal\n"
+    "    And the planned pre-flight runs\n"
+    "    Then the pre-flight was ready\n"
 )
 
 
@@ -387,7 +378,7 @@ def test_the_replication_latency_step_runs_the_configs_fis_template(
     hybrid.write_text(
         hybrid.read_text() + f'\n[fis_templates]\nreplication_latency = "{template}"\n'
     )
-    nested_project(tmp_path, FIS_LAG)
+    write_drill_project(tmp_path, FIS_LAG)
     states = f"{moto}/moto-api/state-manager"
     httpx.post(f"{states}/set-transition", json={
         "model_name": "fis::experiment", "transition": {"progression": "time", "seconds": 2}
@@ -398,7 +389,8 @@ def test_the_replication_latency_step_runs_the_configs_fis_template(
              str(hybrid), "--dr-allow-destructive"],
             cwd=tmp_path, capture_output=True, text=True, timeout=180,
             env={**os.environ, "DRKIT_RUNS_DIR": str(tmp_path / "runs"),
-                 "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+                 "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                 PASSWORD_ENV: lab_password()},
         )  # fmt: skip
     finally:
         httpx.post(f"{states}/unset-transition", json={"model_name": "fis::experiment"})

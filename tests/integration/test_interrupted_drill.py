@@ -20,11 +20,11 @@ import pytest
 from drkit.lab.lab import Lab
 from drkit.lab.steady import fault_traces
 from drkit.measure.chain import read_chain
+from drkit.project import write_drill_project
 from tests.integration.conftest import run_drkit
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 FEATURE = """\
 Feature: An interrupted drill
   Scenario: four faults held open
@@ -35,22 +35,13 @@ with latency=300
     And us-west-2's security group stops admitting api traffic from public
     And the replication link from us-east-1 to us-west-2 is cut
     And writes continue for 120 seconds
+    Then the pre-flight was ready
 """
 EXPECTED = ("toxic drill-latency-downstream", "toxic drill-cut-", "lacks", "replay is paused")
 
 
 def start_drill(tmp: Path) -> subprocess.Popen[str]:
-    (tmp / "interrupted.feature").write_text(FEATURE)
-    (tmp / "test_interrupted.py").write_text(
-        'from pytest_bdd import scenarios\nscenarios("interrupted.feature")\n'
-    )
-    (tmp / "conftest.py").write_text(
-        "from steps import STEP_MODULES\n\n"
-        'pytest_plugins = ["fixtures.plugin", "fixtures.drill", *STEP_MODULES]\n'
-    )
-    (tmp / "pytest.ini").write_text(
-        f"[pytest]\naddopts = -p no:allure_pytest -p no:cacheprovider\npythonpath = {ROOT}\n"
-    )
+    write_drill_project(tmp, FEATURE, "interrupted")
     env = {**os.environ, "DRKIT_RUNS_DIR": str(tmp / "runs")}
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "--alluredir", str(tmp / "allure")],

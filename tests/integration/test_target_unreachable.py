@@ -26,11 +26,11 @@ from drkit.lab.lab import Lab
 from drkit.lab.moto_server import moto_service, moto_url
 from drkit.lab.steady import fault_traces
 from drkit.measure.chain import read_chain
+from drkit.project import write_drill_project
 from tests.integration.conftest import run_drkit
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 KILLED_AT: list[float] = []  # wall time of the last kill, for the figures
 HANG_GUARD_S = 120.0  # the drill would run 300 s if nothing noticed the death: not a perf bound
 TOXIC = (
@@ -41,22 +41,15 @@ SG_BLOCK = "When us-west-2's security group stops admitting api traffic from pub
 
 
 def start_drill(tmp: Path, fault_step: str, env: dict[str, str] | None = None) -> Any:
-    (tmp / "unreachable.feature").write_text(
+    write_drill_project(
+        tmp,
         "Feature: A fault's service dies mid-drill\n"
         "  Scenario: the service holding the fault is killed\n"
         "    Given a writer and a probe run through the public name\n"
         f"    {fault_step}\n"
         "    And writes continue for 300 seconds\n"
-    )
-    (tmp / "test_unreachable.py").write_text(
-        'from pytest_bdd import scenarios\nscenarios("unreachable.feature")\n'
-    )
-    (tmp / "conftest.py").write_text(
-        "from steps import STEP_MODULES\n\n"
-        'pytest_plugins = ["fixtures.plugin", "fixtures.drill", *STEP_MODULES]\n'
-    )
-    (tmp / "pytest.ini").write_text(
-        f"[pytest]\naddopts = -p no:allure_pytest -p no:cacheprovider\npythonpath = {ROOT}\n"
+        "    Then the pre-flight was ready\n",
+        "unreachable",
     )
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-ra", "--alluredir", str(tmp / "allure")],

@@ -66,7 +66,11 @@ def drill():
 SCENARIO = 'from pytest_bdd import scenarios\nscenarios("drill.feature")\n'
 
 
-def feature(*steps: str) -> str:
+def feature(*steps: str, judged: bool = True) -> str:
+    """A one-scenario feature; a Then step is added at the end unless one is given (a drill
+    without one is refused before anything runs, which would hide the case's own error)."""
+    if judged and not any(step.startswith("Then ") for step in steps):
+        steps = (*steps, "Then the RTO is within its objective")
     lines = "".join(f"    {step}\n" for step in steps)
     return f"Feature: bad input\n  Scenario: a drill\n{lines}"
 
@@ -236,6 +240,11 @@ CASES: dict[str, Case] = {
         setup=padded_feature(1),
     ),
     # -- steps and their parameters
+    "a drill without a Then step": plan(
+        message="ERROR: drill.feature: scenario 'a drill' has no Then step: a drill that "
+        "judges nothing could only pass; end it with Then steps (docs/steps.md lists them)",
+        setup=project(feature("Given the watcher is off", judged=False)),
+    ),
     "unknown step at plan time": plan(
         message="ERROR: the plan has steps drkit does not know: drill.feature line 3: unknown "
         "step 'Then the RTO is within its objectve' (closest known steps: Then the RTO is "
