@@ -148,7 +148,12 @@ def watcher_fails_over(drill: Drill, seconds: int) -> None:
         return
     state = drill.await_watcher_failover(float(seconds))
     if state.get("state") != "failed_over":
-        raise TimeoutError(f"the watcher's failover failed: {state.get('failover')}")
+        failover = state.get("failover") or {}
+        why = "; ".join(failover.get("errors") or []) or "no error recorded"
+        raise TimeoutError(
+            f"the watcher's failover failed: {why} (its full account is in the drill's "
+            "evidence: watcher status and ledger)"
+        )
 
 
 @when(

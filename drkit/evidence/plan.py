@@ -211,7 +211,8 @@ def render_text(plan: Mapping[str, Any]) -> str:
     totals = plan["totals"]
     expected = totals["expected_duration_s"]
     lines = [
-        f"drkit plan {plan['run_id']}: {totals['drills']} drills on the {plan['target']} target "
+        f"drkit plan {plan['run_id']}: {_count(totals['drills'], 'drill')} on the "
+        f"{plan['target']} target "
         f"({', '.join(plan['regions'])}); nothing has been changed",
         f"approver: {plan['approver'] or '(none given: --dr-approver)'}; change ticket: "
         f"{plan['change_ticket'] or '(none given: --dr-change-ticket)'}",
@@ -219,7 +220,7 @@ def render_text(plan: Mapping[str, Any]) -> str:
         f"expected duration: "
         + (f"{expected:.0f}s" if expected is not None else "unknown")
         + (
-            f" (+{totals['drills_without_estimate']} drills never run here)"
+            f" (+{_count(totals['drills_without_estimate'], 'drill')} never run here)"
             if totals["drills_without_estimate"] and expected is not None
             else ""
         ),
@@ -390,3 +391,7 @@ def aws_resources_of(drill: PlannedDrill, aws: Any) -> list[str]:
         add(f"stop condition {stop.name}: " + (f"alarm {stop.alarm} (read)" if stop.alarm
             else f"probe {stop.probe_url} (read)"))  # fmt: skip
     return list(found)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")

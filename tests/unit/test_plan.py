@@ -139,7 +139,7 @@ def test_plan_mode_prints_the_plan_writes_it_and_runs_nothing(
     assert result.ret == 0
     result.stdout.fnmatch_lines(
         [
-            "*1 drills on the lab target*nothing has been changed*",
+            "*1 drill on the lab target*nothing has been changed*",
             "*approver: Jane Roe*",
             "*objectives: RTO 600s*",
             "*fault: region outage: every ingress rule of us-east-1's security group revoked*",
