@@ -319,6 +319,12 @@ def test_external_automation_is_observed_not_driven(
     assert verdicts["rto"]["value"] >= acted["switched_at"] - acted["detected_at"]
     assert verdicts["rpo"]["valid"] is True
     assert fault_traces(fresh_lab) == []
+    print(f"\nexternal automation: RTO {verdicts['rto']['value']:.3f}s, RPO "
+          f"{verdicts['rpo']['value']:.3f}s; stand-in detected->promoted "
+          f"{acted['promoted_at'] - acted['detected_at']:.3f}s, promoted->switched "
+          f"{acted['switched_at'] - acted['promoted_at']:.3f}s; promotion seen "
+          f"{marks['promotion'] - acted['promoted_at']:+.3f}s, switch seen "
+          f"{marks['dns_switch'] - acted['switched_at']:+.3f}s after its stamps")  # fmt: skip
 
 
 def test_the_aws_targets_reads_go_through_the_configs_connections(
