@@ -22,7 +22,7 @@ from typing import Any
 from botocore.parsers import ResponseParserError
 
 from drkit.aws.clients import AwsClients
-from drkit.aws.config import AwsConfig, DatabaseConfig, RegionConfig, resolve_secret
+from drkit.aws.config import AwsConfig, DatabaseConfig, RegionConfig, SecretRef, resolve_secret
 from drkit.aws.interlocks import check_destructive
 from drkit.aws.waiters import (
     Waited,
@@ -763,13 +763,16 @@ class AwsControlPlane:
         return self._password(self.database(region), region)
 
     def _password(self, db: DatabaseConfig, region: str) -> str:
-        """From the config's secret reference; Secrets Manager through drkit's own client."""
-        secret_id = db.password.secrets_manager
+        return self.secret(db.password, region)
+
+    def secret(self, ref: SecretRef, region: str) -> str:
+        """A secret from the config's reference: the environment, or Secrets Manager through
+        drkit's own client (in the ARN's region)."""
         client = None
-        if secret_id is not None:
-            arn = secret_id.split(":")
+        if ref.secrets_manager is not None:
+            arn = ref.secrets_manager.split(":")
             client = self.clients.secretsmanager(arn[3] if len(arn) > 3 else region)
-        return resolve_secret(db.password, secrets_client=client, config=self.config, region=region)
+        return resolve_secret(ref, secrets_client=client, config=self.config, region=region)
 
     # -- security groups --------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ lab (PostgreSQL, the services, the Toxiproxy links that enforce the security gro
 run with `--dr-target aws --dr-config` on it go through the aws target's code: boto3 calls,
 interlocks, snapshots restored by difference.
 
-The database password is a reference (`DRKIT_LAB_DB_PASSWORD`), never in the file.
+The database password and the index key are references (`DRKIT_LAB_DB_PASSWORD`,
+`PINECONE_API_KEY`), never in the file.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from drkit.aws.config import SERVICES
 from drkit.lab.control_plane import EVIDENCE_BUCKET, PUBLIC_NAME, LabControlPlane, group_id_of
 from drkit.lab.lab import Lab
 from drkit.lab.moto_server import moto_url
-from drkit.lab.sut import api_url
+from drkit.lab.sut import api_url, index_url
 from drkit.lab.topology import PUBLIC, REGIONS, ingress_address
 from drkit.targets.lab import METRIC_NAMESPACE
 
 PASSWORD_ENV = "DRKIT_LAB_DB_PASSWORD"
+INDEX_KEY_ENV = "PINECONE_API_KEY"
 
 
 def _list(values: list[str] | list[int]) -> str:
@@ -39,6 +41,7 @@ def lab_aws_config(lab: Lab) -> str:
         "# the lab's moto server (via endpoint_urls), data plane = the lab. Before a drill:",
         f"#   export {PASSWORD_ENV}=\"$(python3 -c 'import json; print(json.load(open(",
         f'#     "{lab.state / "secrets.json"}"))["operator"])\')"',
+        f"#   export {INDEX_KEY_ENV}=lab   # any value: the lab's index checks no key",
         'environment = "staging"',
         f'primary_region = "{primary}"',
         f'dr_region = "{dr}"',
@@ -68,6 +71,10 @@ def lab_aws_config(lab: Lab) -> str:
             f'name = "{settings.database}"',
             f'user = "{lab.db_config(region)["user"]}"',
             f'password = {{ env = "{PASSWORD_ENV}" }}',
+            "",
+            f"[regions.{region}.index]",
+            f'host = "{index_url(settings, region, PUBLIC)}"',
+            f'api_key = {{ env = "{INDEX_KEY_ENV}" }}  # the lab\'s index takes any key',
             "",
             f"[regions.{region}.network]",
             f"security_groups = {_list([group_id_of(control.clients, region)])}",

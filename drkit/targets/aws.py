@@ -21,7 +21,8 @@ from drkit.errors import ConfigError
 from drkit.faults.ledger import RecoveryFailed
 from drkit.lab.lab import Lab
 from drkit.lab.topology import check_region
-from drkit.targets.lab import LabTarget
+from drkit.targets.base import Health
+from drkit.targets.lab import LabTarget, index_health_at, service_health_at
 
 
 class HybridAwsTarget(LabTarget):
@@ -63,6 +64,18 @@ class HybridAwsTarget(LabTarget):
             f"database host {config.get('host')!r} is none of the config's "
             f"(regions.<region>.database.host in {self.config.path})"
         )
+
+    def service_health(self, region: str) -> Health:
+        """The region's service at the config's `service_url`."""
+        return service_health_at(self.config.region(region).service_url)
+
+    def index_health(self, region: str) -> Health:
+        """The config's Pinecone index of `region` through the Pinecone SDK, its API key from
+        the config's reference; without an index in the config, the data plane's."""
+        index = self.config.region(region).index
+        if index is None:
+            return super().index_health(region)
+        return index_health_at(index.host, self.aws.secret(index.api_key, region))
 
     def client_resolver(self, timeout_s: float = 1.0) -> Any:
         """The config's resolvers (`route53.resolvers`), else the harness host's own: the

@@ -86,6 +86,35 @@ def settled_consistency(
 KINDS = ("missing", "extra", "stale")
 
 
+def service_health_at(service_url: str) -> Health:
+    """The RAG service's own health (`GET /health`): ok when it answers 200 with status ok."""
+    url = service_url.rstrip("/") + "/health"
+    try:
+        response = httpx.get(url, timeout=HTTP_TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        return Health(False, f"GET {url} failed: {type(exc).__name__}")
+    body = _json(response)
+    ok = response.status_code == 200 and body.get("status") == "ok"
+    return Health(
+        ok,
+        f"HTTP {response.status_code}, role {body.get('role')}, status {body.get('status')}",
+        body,
+    )
+
+
+def index_health_at(host: str, api_key: str) -> Health:
+    """A Pinecone index's health through the Pinecone SDK (`describe_index_stats`)."""
+    try:
+        from pinecone import Pinecone
+
+        with Pinecone(api_key=api_key, timeout=HTTP_TIMEOUT_S).index(host=host) as index:
+            stats = index.describe_index_stats()
+    except Exception as exc:  # the SDK raises many kinds; any is "not healthy"
+        return Health(False, f"describe_index_stats on {host} failed: {type(exc).__name__}")
+    count = int(stats.total_vector_count or 0)
+    return Health(True, f"{count} vectors", {"vectors": count})
+
+
 class LabTarget:
     """The running lab behind the Target interface."""
 
@@ -143,32 +172,12 @@ class LabTarget:
         return api_url(self.lab.settings, region, source)
 
     def service_health(self, region: str) -> Health:
-        url = self.api_url(region) + "/health"
-        try:
-            response = httpx.get(url, timeout=HTTP_TIMEOUT_S)
-        except httpx.HTTPError as exc:
-            return Health(False, f"GET {url} failed: {type(exc).__name__}")
-        body = _json(response)
-        ok = response.status_code == 200 and body.get("status") == "ok"
-        return Health(
-            ok,
-            f"HTTP {response.status_code}, role {body.get('role')}, status {body.get('status')}",
-            body,
-        )
+        return service_health_at(self.api_url(region))
 
     def index_health(self, region: str) -> Health:
         from drkit.lab.sut import index_url
 
-        url = index_url(self.lab.settings, region, source=PUBLIC)
-        try:
-            from pinecone import Pinecone
-
-            with Pinecone(api_key="lab", timeout=HTTP_TIMEOUT_S).index(host=url) as index:
-                stats = index.describe_index_stats()
-        except Exception as exc:  # the SDK raises many kinds; any is "not healthy"
-            return Health(False, f"describe_index_stats on {url} failed: {type(exc).__name__}")
-        count = int(stats.total_vector_count or 0)
-        return Health(True, f"{count} vectors", {"vectors": count})
+        return index_health_at(index_url(self.lab.settings, region, source=PUBLIC), "lab")
 
     def consistency(self, source: str, replica: str) -> Consistency:
         """Database rows and vectors compared by id and content hash (writes in flight

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from drkit.aws.hybrid import PASSWORD_ENV, lab_aws_config
+from drkit.aws.hybrid import INDEX_KEY_ENV, PASSWORD_ENV, lab_aws_config
 from drkit.evidence.secrets import scan_folder
 from drkit.lab.control_plane import LabControlPlane, group_id_of
 from drkit.lab.lab import Lab
@@ -44,6 +44,7 @@ def run_drills(tmp: Path, config: Path, *args: str) -> subprocess.CompletedProce
     env = {
         **os.environ,
         PASSWORD_ENV: lab_password(),  # the config's password reference, resolved
+        INDEX_KEY_ENV: "lab",  # the config's index key reference (the lab's index takes any)
         "DRKIT_RUNS_DIR": str(tmp / "runs"),
         "AWS_ACCESS_KEY_ID": "AKIAHYBRIDTEST00001",
         "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
@@ -345,6 +346,20 @@ def test_the_aws_targets_reads_go_through_the_configs_connections(
     rows = target.final_read("us-west-2")
     assert len(rows) >= 100 and rows == LabTarget(fresh_lab).final_read("us-west-2")
     assert target.region_of_db(target.db_config("us-east-1")) == "us-east-1"
+    # the services' and the index's health at the config's URLs (the index through the
+    # Pinecone SDK, its key from the reference): a config pointing elsewhere reads unhealthy
+    monkeypatch.setenv(INDEX_KEY_ENV, "lab")
+    assert target.service_health("us-west-2").ok and target.index_health("us-west-2").ok
+    config = load_config(hybrid)
+    elsewhere = hybrid.with_name("elsewhere.toml")
+    elsewhere.write_text(
+        hybrid.read_text()
+        .replace(config.region("us-west-2").service_url, "http://127.0.0.1:9")
+        .replace(str(config.region("us-west-2").index.host), "http://127.0.0.1:9")  # type: ignore[union-attr]
+    )
+    moved = HybridAwsTarget(fresh_lab, load_config(elsewhere))
+    assert not moved.service_health("us-west-2").ok
+    assert not moved.index_health("us-west-2").ok
     monkeypatch.setenv(PASSWORD_ENV, "not-the-password")
     with pytest.raises(TargetUnreachable, match="password authentication failed"):
         HybridAwsTarget(fresh_lab, load_config(hybrid)).final_read("us-west-2")
@@ -396,7 +411,7 @@ def test_the_replication_latency_step_runs_the_configs_fis_template(
             cwd=tmp_path, capture_output=True, text=True, timeout=180,
             env={**os.environ, "DRKIT_RUNS_DIR": str(tmp_path / "runs"),
                  "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 PASSWORD_ENV: lab_password()},
+                 PASSWORD_ENV: lab_password(), INDEX_KEY_ENV: "lab"},
         )  # fmt: skip
     finally:
         httpx.post(f"{states}/unset-transition", json={"model_name": "fis::experiment"})
