@@ -7,10 +7,6 @@ running lab: Gherkin, step and option cases go through `pytest --dr-plan` (colle
 the registered plan only); step parameters that are checked when the step runs go through
 a run whose `drill` fixture refuses to be touched, so a step that checks its input before it
 acts fails with the check's message and nothing else.
-
-Findings stay visible as xfail: a case whose message is right but arrives inside a pytest
-traceback carries a `traceback` note; a case drkit gets wrong is listed in KNOWN_BROKEN.
-Both are strict, so a fix makes them fail until the note is dropped.
 """
 
 from __future__ import annotations
@@ -182,27 +178,25 @@ def results(work: Path) -> None:
 
 @dataclass(frozen=True)
 class Case:
-    """`python -m ARGV` in the work folder (`{work}` is replaced by its path). `traceback`
-    names a known finding: the message is right but arrives inside a pytest traceback."""
+    """`python -m ARGV` in the work folder (`{work}` is replaced by its path)."""
 
     argv: tuple[str, ...]
     message: str
     setup: Setup = nothing
     env: Mapping[str, str] = field(default_factory=dict)
-    traceback: str = ""
 
 
 def drkit(*args: str, message: str, setup: Setup = nothing, **env: str) -> Case:
     return Case(("drkit.cli", *args), message, setup, env)
 
 
-def plan(*args: str, message: str, setup: Setup, traceback: str = "", **env: str) -> Case:
-    return Case(("pytest", "--dr-plan", "-q", *args), message, setup, env, traceback)
+def plan(*args: str, message: str, setup: Setup, **env: str) -> Case:
+    return Case(("pytest", "--dr-plan", "-q", *args), message, setup, env)
 
 
-def run(*steps: str, message: str, traceback: str = "") -> Case:
+def run(*steps: str, message: str) -> Case:
     argv = ("pytest", "-q", "-p", "no:allure_pytest_bdd")
-    return Case(argv, message, running(*steps), traceback=traceback)
+    return Case(argv, message, running(*steps))
 
 
 AWS = ("--dr-target", "aws", "--dr-config", "{work}/bad.toml")
@@ -451,7 +445,6 @@ CASES: dict[str, Case] = {
         setup=corrupt_pointer,
     ),
 }
-KNOWN_BROKEN: dict[str, str] = {}
 
 
 # -- running a case ----------------------------------------------------------------------------
@@ -506,16 +499,7 @@ def run_case(case: Case, root: Path) -> subprocess.CompletedProcess[str]:
 
 
 def params() -> list[object]:
-    return [
-        pytest.param(
-            case,
-            id=name,
-            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_BROKEN[name])]
-            if name in KNOWN_BROKEN
-            else [],
-        )
-        for name, case in CASES.items()
-    ]
+    return [pytest.param(case, id=name) for name, case in CASES.items()]
 
 
 def test_the_corpus_is_big_enough() -> None:
@@ -542,8 +526,4 @@ def test_bad_input_is_refused_with_one_clear_message(case: Case, tmp_path: Path)
     assert ledgers == [], "a fault ledger was written"
     assert written(tmp_path) == before, "a file was written outside the state and output folders"
     assert repo_files() <= before_repo, "a file was written in the repository"
-    shown_in_traceback = PYTEST_TRACEBACK.search(output) is not None
-    if case.traceback:
-        assert shown_in_traceback, f"fixed? drop the note {case.traceback!r}"
-        pytest.xfail(case.traceback)
-    assert not shown_in_traceback, output
+    assert PYTEST_TRACEBACK.search(output) is None, output
