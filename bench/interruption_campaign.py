@@ -33,6 +33,7 @@ from drkit.lab.control_plane import LabControlPlane
 from drkit.lab.fence import FENCE_FILE, read_fences
 from drkit.lab.lab import Lab
 from drkit.lab.lock import LOCK_ENV, lab_lock
+from drkit.lab.process import processes_mentioning
 from drkit.lab.steady import fault_traces, topology_drift
 from drkit.measure.chain import read_chain
 from drkit.project import write_drill_project
@@ -235,20 +236,6 @@ def reset_problem(lab: Lab) -> str | None:
     lab.reset()
     left = topology_drift(lab) + fault_traces(lab) + sorted(recovery_in_place(lab))
     return "; ".join(map(str, left)) or None
-
-
-def processes_mentioning(text: str) -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmd:
-            found.append(f"{entry.name}: {cmd.strip()[:120]}")
-    return found
 
 
 # -- one run -------------------------------------------------------------------------------

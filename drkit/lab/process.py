@@ -190,3 +190,20 @@ def _wait_until(
                 f"timed out after {elapsed:.1f}s (budget {budget_s:.0f}s) waiting for {what}"
             )
         time.sleep(interval_s)
+
+
+def processes_mentioning(text: str, *, except_for: str | None = None) -> list[str]:
+    """`pid: command line` of every live process (but this one) whose command line mentions
+    `text` (a path or a port); `except_for` leaves out those mentioning it too (e.g. the
+    pytest run that asks). For orphan checks after a drill or a lab down."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmd and (except_for is None or except_for not in cmd):
+            found.append(f"{entry.name}: {cmd.strip()[:120]}")
+    return found

@@ -10,13 +10,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 from drkit.config import LabPorts, LabSettings
 from drkit.lab.lab import Lab
 from drkit.lab.lock import lab_lock
+from drkit.lab.process import processes_mentioning as lab_processes_mentioning
 from drkit.paths import new_run_id
 
 TEST_PORT_BASE = int(os.environ.get("DRKIT_TEST_PORT_BASE", "26400"))
@@ -78,15 +78,5 @@ def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
 
 
 def processes_mentioning(text: str) -> list[str]:
-    """Command lines of live processes that mention `text` (a path or a port)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmd and "pytest" not in cmd:
-            found.append(cmd.strip())
-    return found
+    """Live processes that mention `text` (a path or a port), this pytest run aside."""
+    return lab_processes_mentioning(text, except_for="pytest")
