@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import psycopg
@@ -184,20 +184,11 @@ class LabTarget:
         excluded: `settled_consistency`); the lower ratio wins."""
         from drkit.lab.sut import database_hashes, index_hashes
 
-        rows = settled_consistency(
-            lambda: database_hashes(self.lab, source),
-            lambda: database_hashes(self.lab, replica),
-            "rows",
-        )
-        vectors = settled_consistency(
-            lambda: index_hashes(self.lab, source),
-            lambda: index_hashes(self.lab, replica),
-            "vectors",
-        )
-        worst = min((rows, vectors), key=lambda c: c.ratio)
-        detail = {**rows.detail, **vectors.detail, "source": source, "replica": replica}
-        return Consistency(
-            worst.ratio, worst.total, worst.missing, worst.extra, worst.stale, detail
+        return stores_consistency(
+            source,
+            replica,
+            lambda region: database_hashes(self.lab, region),
+            lambda region: index_hashes(self.lab, region),
         )
 
     def publish_replication(self, status: ReplicationStatus, source: str, replica: str) -> None:
@@ -262,50 +253,85 @@ class LabTarget:
         return SwitchPublicName(self.control, check_region(region))
 
     def verify_serving(self, region: str, budget_s: float) -> Health:
-        """Through the public name: a query answered by `region` and a write it acknowledges."""
-        deadline = time.monotonic() + budget_s
-        last = "not tried"
-        while time.monotonic() < deadline:
-            try:
-                return self._serve_once(region)
-            except DrillError as exc:
-                last = str(exc)
-            except httpx.HTTPError as exc:  # refused or timed out: not serving yet
-                last = f"{type(exc).__name__}: {exc}"
-            time.sleep(0.1)
-        return Health(
-            False,
-            f"{region} did not serve through {self.public_name} within {budget_s:.0f}s: {last}",
-        )
+        return verify_serving(self, region, budget_s)
 
-    def _serve_once(self, region: str) -> Health:
-        address = self.control.resolver().resolve(self.public_name)
-        base = f"http://{address}:{self.lab.settings.ports.api}"
-        query = httpx.get(f"{base}/query", params={"q": "quarterly filing"}, timeout=2.0)
-        if query.status_code != 200 or query.headers.get("X-DR-Region") != region:
-            raise DrillError(
-                f"query via {address}: HTTP {query.status_code} from "
-                f"{query.headers.get('X-DR-Region')}"
-            )
-        doc = {
-            "id": f"verify-{uuid.uuid4().hex[:12]}",
-            "title": "failover verification",
-            "body": "written by the failover orchestrator to prove the DR region accepts writes",
-            "source": "drkit",
-            "as_of": date.today().isoformat(),
-        }
-        write = httpx.post(f"{base}/documents", json=doc, timeout=3.0)
-        body = _json(write)
-        if write.status_code != 201 or body.get("region") != region:
-            raise DrillError(
-                f"write via {address}: HTTP {write.status_code} "
-                f"{body.get('error') or body.get('outcome')} from {body.get('region')}"
-            )
-        return Health(
-            True,
-            f"{self.public_name} -> {address}: query and write {doc['id']} served by {region}",
-            {"address": address, "write_id": doc["id"]},
+
+def stores_consistency(
+    source: str,
+    replica: str,
+    rows: Callable[[str], Mapping[str, str]],
+    vectors: Callable[[str], Mapping[str, str]] | None,
+) -> Consistency:
+    """Database rows (and vectors, when the system has an index) of two regions compared by
+    id and content hash, writes in flight excluded (`settled_consistency`); the lower ratio
+    wins."""
+    checks = [settled_consistency(lambda: rows(source), lambda: rows(replica), "rows")]
+    if vectors is not None:
+        checks.append(
+            settled_consistency(lambda: vectors(source), lambda: vectors(replica), "vectors")
         )
+    worst = min(checks, key=lambda c: c.ratio)
+    detail: dict[str, Any] = {"source": source, "replica": replica}
+    for check in checks:
+        detail.update(check.detail)
+    return Consistency(worst.ratio, worst.total, worst.missing, worst.extra, worst.stale, detail)
+
+
+class ServedTarget(Protocol):
+    public_name: str
+
+    def client_resolver(self, timeout_s: float = 1.0) -> Any: ...
+
+    def service_endpoint(self) -> tuple[str, int]: ...
+
+
+def verify_serving(target: ServedTarget, region: str, budget_s: float) -> Health:
+    """Through the public name, as the target's clients resolve it: a query answered by
+    `region` and a write it acknowledges, tried until `budget_s` has passed."""
+    deadline = time.monotonic() + budget_s
+    last = "not tried"
+    while time.monotonic() < deadline:
+        try:
+            return _serve_once(target, region)
+        except DrillError as exc:
+            last = str(exc)
+        except httpx.HTTPError as exc:  # refused or timed out: not serving yet
+            last = f"{type(exc).__name__}: {exc}"
+        time.sleep(0.1)
+    return Health(
+        False,
+        f"{region} did not serve through {target.public_name} within {budget_s:.0f}s: {last}",
+    )
+
+
+def _serve_once(target: ServedTarget, region: str) -> Health:
+    address = target.client_resolver().resolve(target.public_name)
+    scheme, port = target.service_endpoint()
+    base = f"{scheme}://{address}:{port}"
+    query = httpx.get(f"{base}/query", params={"q": "quarterly filing"}, timeout=2.0)
+    if query.status_code != 200 or query.headers.get("X-DR-Region") != region:
+        raise DrillError(
+            f"query via {address}: HTTP {query.status_code} from {query.headers.get('X-DR-Region')}"
+        )
+    doc = {
+        "id": f"verify-{uuid.uuid4().hex[:12]}",
+        "title": "failover verification",
+        "body": "written by the failover orchestrator to prove the DR region accepts writes",
+        "source": "drkit",
+        "as_of": date.today().isoformat(),
+    }
+    write = httpx.post(f"{base}/documents", json=doc, timeout=3.0)
+    body = _json(write)
+    if write.status_code != 201 or body.get("region") != region:
+        raise DrillError(
+            f"write via {address}: HTTP {write.status_code} "
+            f"{body.get('error') or body.get('outcome')} from {body.get('region')}"
+        )
+    return Health(
+        True,
+        f"{target.public_name} -> {address}: query and write {doc['id']} served by {region}",
+        {"address": address, "write_id": doc["id"]},
+    )
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
