@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from drkit.clients.resolver import DnsLookupFailed
@@ -46,6 +46,9 @@ from drkit.measure.rto import check_rto
 from drkit.measure.transport import HttpTransport
 from drkit.measure.verdict import UNKNOWN, Verdict
 from drkit.targets.lab import LabTarget
+
+if TYPE_CHECKING:
+    from drkit.aws.environment import AwsEnvironment
 
 WATCHER_PHASES = {
     "pre-flight": "decision",
@@ -302,7 +305,7 @@ class Drill(DrillChecks):
 
     name: str
     run_dir: Path
-    lab: Lab
+    env: Lab | AwsEnvironment  # the lab, or on the aws target without one, the config's
     objectives: Objectives = field(default_factory=Objectives)
     verdicts: list[Verdict] = field(default_factory=list)
     lag_threshold_s: float | None = None  # the planned pre-flight's; None: the verifier's
@@ -311,10 +314,15 @@ class Drill(DrillChecks):
     def __post_init__(self) -> None:
         slug = re.sub(r"[^A-Za-z0-9]+", "-", self.name).strip("-").lower()[:72].strip("-")
         slug += "-" + hashlib.sha256(self.name.encode()).hexdigest()[:8]  # examples differ
-        self.target = LabTarget(self.lab, metric_scope=f"{self.run_dir.name}/{slug}")
+        scope = f"{self.run_dir.name}/{slug}"
+        self.target: Any = (
+            LabTarget(self.env, metric_scope=scope)
+            if isinstance(self.env, Lab)
+            else self.env.target(metric_scope=scope)
+        )
         self.history_path = self.run_dir / "histories" / f"{slug}.jsonl"
         self.history = History(self.history_path, name=self.name)
-        self.ledger = Ledger(self.run_dir, state_dir=self.lab.state, history=self.history)
+        self.ledger = Ledger(self.run_dir, state_dir=self.env.state, history=self.history)
         self._clients: list[Writer | Probe] = []
         self.writer: Writer | None = None
         self.disaster: FaultRecord | None = None
@@ -340,19 +348,34 @@ class Drill(DrillChecks):
         def abort(reason: str) -> None:
             interrupt_main(reason)
 
-        self.killswitch = KillSwitch(self.lab.state, abort, 0.5)
+        self.killswitch = KillSwitch(self.env.state, abort, 0.5)
         self.killswitch.start()
         return self
 
+    @property
+    def lab(self) -> Lab:
+        """The lab, for the steps that act on its data plane (toxics on its paths, its
+        clusters, its restore); on the aws target without a lab, a clear refusal."""
+        if not isinstance(self.env, Lab):
+            raise ConfigError(
+                f"this step acts on the lab's data plane, and the aws target of "
+                f'{self.env.config.path} has none (data_plane = "aws"): run this drill on the '
+                "lab, on the hybrid set-up (`drkit lab aws-config`), or map its fault to an AWS "
+                "FIS template in [fis_templates]"
+            )
+        return self.env
+
     def attach_aws(self, runtime: Any) -> None:
         """The aws target: faults through the AWS APIs (the runtime), the workload through the
-        config's public name, resolvers and service URL."""
+        config's public name, resolvers and service URL. On the hybrid set-up
+        (`data_plane = "lab"`) the lab stays its data plane."""
         from drkit.targets.aws import HybridAwsTarget
 
         self.aws = runtime
-        self.target = HybridAwsTarget(
-            self.lab, runtime.config, metric_scope=self.target.metric_scope
-        )
+        if isinstance(self.env, Lab):
+            self.target = HybridAwsTarget(
+                self.env, runtime.config, metric_scope=self.target.metric_scope
+            )
 
     def watch_stop_conditions(self) -> None:
         """With the aws target: its config's stop conditions, watched until the drill ends;
@@ -580,7 +603,7 @@ class Drill(DrillChecks):
         time.sleep(seconds)
 
     def watcher_state(self) -> dict[str, Any]:
-        return self.lab.watcher.watch_state()
+        return self.env.watcher.watch_state()
 
     def await_watcher_failover(self, budget_s: float) -> dict[str, Any]:
         self.wait_for(
@@ -601,9 +624,9 @@ class Drill(DrillChecks):
         """The organisation's failover automation (Route 53 failover routing, a Lambda, ARC) is
         under test: drkit's watcher stays off so drkit takes no recovery action; the drill
         only observes. Read back: no drkit watcher process."""
-        self.lab.watcher.stop()
-        if self.lab.watcher.pid() is not None:
-            raise ConfigError(f"drkit's watcher did not stop (pid {self.lab.watcher.pid()})")
+        self.env.watcher.stop()
+        if self.env.watcher.pid() is not None:
+            raise ConfigError(f"drkit's watcher did not stop (pid {self.env.watcher.pid()})")
         self.history.observe(
             "automation",
             None,
@@ -685,7 +708,8 @@ class Drill(DrillChecks):
         return self.history.ops
 
     def profile(self) -> TimingProfile:
-        return self.lab.settings.profile
+        profile: TimingProfile = self.target.profile
+        return profile
 
     def __repr__(self) -> str:  # short: Allure prints step arguments into the report
         return f"Drill({self.name!r})"
@@ -707,10 +731,11 @@ class Drill(DrillChecks):
 
     def verifier(self) -> DRVerifier:
         if self._verifier is None:
+            primary, dr = self.target.regions()[:2]
             monitor = ReplicationMonitor(
-                self.target.db_config("us-east-1"),
-                self.target.db_config("us-west-2"),
-                profile=self.lab.settings.profile,
+                self.target.db_config(primary),
+                self.target.db_config(dr),
+                profile=self.profile(),
                 target=self.target,
             )
             threshold = {"lag_threshold_s": self.lag_threshold_s} if self.lag_threshold_s else {}

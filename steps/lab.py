@@ -60,7 +60,7 @@ def watcher_on(drill: Drill) -> None:
     if drill.aws is not None and drill.aws.config.automation == "external":
         drill.observe_external_automation()
         return
-    drill.lab.watcher.start(drill.aws.config.path if drill.aws is not None else None)
+    drill.env.watcher.start(drill.aws.config.path if drill.aws is not None else None)
 
 
 @given(
@@ -175,9 +175,9 @@ def faults_heal(drill: Drill) -> None:
 @given("the watcher is off", example="Given the watcher is off")
 def watcher_off(drill: Drill) -> None:
     """No failover automation: recovery waits for an operator (a negative control's setting)."""
-    drill.lab.watcher.stop()
-    if drill.lab.watcher.pid() is not None:  # read back: no watcher process remains
-        raise ConfigError(f"the watcher did not stop (pid {drill.lab.watcher.pid()})")
+    drill.env.watcher.stop()
+    if drill.env.watcher.pid() is not None:  # read back: no watcher process remains
+        raise ConfigError(f"the watcher did not stop (pid {drill.env.watcher.pid()})")
 
 
 @when(

@@ -35,6 +35,9 @@ ENVIRONMENTS = ("production", "staging")
 PROMOTIONS = ("rds", "aurora-global", "self-managed")
 ROUTE53_MODES = ("upsert", "failover-routing")
 AUTOMATIONS = ("drkit-watcher", "external")
+# "aws": the drill reaches the system through the config alone (a real account); "lab": the
+# hybrid set-up, whose data plane is the running lab beside it (`drkit lab aws-config`).
+DATA_PLANES = ("aws", "lab")
 # the faults a config may hand to AWS FIS (`[fis_templates]`), by the steps' names
 FIS_FAULTS = ("primary_crash", "replication_latency", "replication_bandwidth")
 SERVICES = ("route53", "ec2", "rds", "cloudwatch", "s3", "fis", "secretsmanager", "sts")
@@ -145,6 +148,7 @@ class AwsConfig:
     blackout_windows: tuple[Window, ...] = ()
     endpoint_urls: dict[str, str] = field(default_factory=dict)  # service -> URL (moto, VPC)
     fis_templates: dict[str, str] = field(default_factory=dict)  # fault name -> template id
+    data_plane: str = "aws"  # aws | lab (the hybrid set-up's)
 
     def region(self, name: str) -> RegionConfig:
         return self.regions[name]
@@ -157,7 +161,7 @@ class AwsConfig:
 #
 # Layout (docs/examples/aws-staging.toml is the commented reference):
 #
-#   environment, primary_region, dr_region, promotion, automation, timing_profile,
+#   environment, primary_region, dr_region, promotion, automation, timing_profile, data_plane,
 #   cloudwatch_namespace, evidence_bucket, approver          top-level keys
 #   [objectives]                                             rto_minutes, rpo_minutes
 #   [route53]                                                zone_id, record, mode, ttl, ...
@@ -208,6 +212,7 @@ _TOP_OPTIONAL = (
     "blackout_windows",
     "endpoint_urls",
     "fis_templates",
+    "data_plane",
 )
 
 # What to write, by "<kind>.<key>" or "<key>": the fix part of a message shows it.
@@ -218,6 +223,7 @@ _EXAMPLES = {
     "promotion": 'promotion = "rds"',
     "automation": 'automation = "drkit-watcher"',
     "timing_profile": 'timing_profile = "production"',
+    "data_plane": 'data_plane = "aws"',
     "cloudwatch_namespace": 'cloudwatch_namespace = "Drkit/Staging"',
     "evidence_bucket": 'evidence_bucket = "example-drkit-evidence"',
     "approver": 'approver = "Jane Doe (Head of Trading Technology)"',
@@ -560,6 +566,7 @@ def _aws_config(top: _Table) -> AwsConfig:
         blackout_windows=_blackout_windows(top, environment),
         endpoint_urls=_endpoint_urls(top.opt_table("endpoint_urls")),
         fis_templates=_fis_templates(top.opt_table("fis_templates")),
+        data_plane=top.choice("data_plane", DATA_PLANES, "aws"),
     )
 
 

@@ -1,4 +1,7 @@
-"""The lab's watcher process: `python -m drkit.lab.watcher_service --state DIR`.
+"""The watcher process: `python -m drkit.lab.watcher_service --state DIR [--dr-config F]`.
+
+The lab runs it as a component; on the aws target with `data_plane = "aws"` the drill's harness
+runs it from its own state folder, and it reaches the system through the config alone.
 
 It watches the public health endpoint of the region the public name points at (Route 53
 style: every `health_interval_s`, failover after `failure_threshold` failures in a row) and
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from drkit.aws.config import load_config
 from drkit.failover.monitor import ReplicationMonitor
 from drkit.failover.orchestrator import FailoverOrchestrator
 from drkit.failover.result import FailoverResult
@@ -25,9 +29,9 @@ from drkit.failover.verifier import DRVerifier
 from drkit.failover.watcher import Watcher
 from drkit.faults.ledger import Ledger
 from drkit.lab.lab import Lab
-from drkit.lab.topology import other_region
 from drkit.lab.watcher_component import STATUS_FILE
 from drkit.paths import new_run_id
+from drkit.targets.aws import AwsTarget, HybridAwsTarget
 from drkit.targets.lab import LabTarget
 
 SAMPLE_EVERY_S = 2.0
@@ -62,20 +66,24 @@ def sampler(verifier: DRVerifier, stop: threading.Event) -> None:
 def build(
     state: Path, sampling: threading.Event, dr_config: Path | None = None
 ) -> tuple[Watcher, DRVerifier]:
-    lab = Lab(state)
-    target = LabTarget(lab)
-    if dr_config is not None:  # the aws target: its failover through the AWS APIs
-        from drkit.aws.config import load_config
-        from drkit.targets.aws import HybridAwsTarget
-
-        target = HybridAwsTarget(lab, load_config(dr_config))
-    primary = target.writer_region() or "us-east-1"
-    standby = other_region(primary)
+    target: LabTarget | AwsTarget
+    if dr_config is None:
+        target = LabTarget(Lab(state))
+        fallback = "us-east-1"
+    else:  # the aws target: its failover through the AWS APIs of the config
+        config = load_config(dr_config)
+        # data_plane = "lab": the hybrid set-up; else the config alone (no lab is touched)
+        target = (
+            HybridAwsTarget(Lab(state), config) if config.data_plane == "lab" else AwsTarget(config)
+        )
+        fallback = config.primary_region
+    primary = target.writer_region() or fallback
+    standby = next(r for r in target.regions() if r != primary)
     monitor = ReplicationMonitor(
-        lab.db_config(primary), lab.db_config(standby), profile=lab.settings.profile
+        target.db_config(primary), target.db_config(standby), profile=target.profile, target=target
     )
     verifier = DRVerifier(monitor, target=target)
-    profile = lab.settings.profile
+    profile = target.profile
 
     def fail_over() -> FailoverResult:
         sampling.set()  # the sampler stops: the pre-flight owns the monitor from here

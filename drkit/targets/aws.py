@@ -1,11 +1,15 @@
-"""The aws target's recovery actions, on the hybrid set-up's data plane.
+"""The aws target: the system reached through its config alone, or the hybrid set-up.
 
-`HybridAwsTarget` is the lab target with its failover going through the AWS APIs of the
-config: the promotion by `AwsControlPlane.promote` (self-managed: `pg_promote()` over the
-config's connection, its password resolved from the config's reference; RDS and Aurora by their
-APIs) and the public name moved by a Route 53 UPSERT waited to INSYNC. Fencing, health and
-consistency stay the data plane's (the lab's services). drkit's watcher runs with it when a
-drill on the aws target switches the watcher on (`--dr-config` to the watcher service).
+`AwsTarget` is what a quarterly drill against an AWS account uses: every read and every
+recovery action goes through the config. The databases over its connections (password from
+its reference), the services at its `service_url`s, the indexes through the Pinecone SDK at
+its hosts, the public name through Route 53 and the config's resolvers, CloudWatch in its
+namespace. The promotion is `AwsControlPlane.promote` (RDS, Aurora global database, or
+`pg_promote()` for self-managed PostgreSQL) and the switch a Route 53 UPSERT waited to INSYNC.
+
+`HybridAwsTarget` is the same with the running lab as its data plane (`data_plane = "lab"`,
+written by `drkit lab aws-config`): the lab's service lease fences the old region, and the
+lab evaluates the lag alarm (moto's CloudWatch does not).
 """
 
 from __future__ import annotations
@@ -17,66 +21,42 @@ from urllib.parse import urlparse
 from drkit.aws.config import AwsConfig
 from drkit.aws.control import AwsControlPlane
 from drkit.clients.resolver import resolver_from_spec
+from drkit.config import LAB_PROFILE, PRODUCTION_PROFILE, TimingProfile
 from drkit.errors import ConfigError
+from drkit.failover.monitor import Consistency, ReplicationStatus
 from drkit.faults.ledger import RecoveryFailed
 from drkit.lab.lab import Lab
-from drkit.lab.topology import check_region
 from drkit.targets.base import Health
-from drkit.targets.lab import LabTarget, index_health_at, service_health_at
+from drkit.targets.lab import (
+    ALARM_PERIOD_S,
+    LAG_ALARM,
+    LabTarget,
+    index_health_at,
+    service_health_at,
+    stores_consistency,
+    verify_serving,
+)
 
 
-class HybridAwsTarget(LabTarget):
+def profile_of(config: AwsConfig) -> TimingProfile:
+    """The config's `timing_profile` (its operational knobs; the objectives never change)."""
+    return LAB_PROFILE if config.timing_profile == LAB_PROFILE.name else PRODUCTION_PROFILE
+
+
+class AwsTarget:
+    """The system behind the Target interface, reached through the config alone."""
+
     name = "aws"
 
-    def __init__(self, lab: Lab, config: AwsConfig, **kw: Any) -> None:
-        super().__init__(lab, **kw)
+    def __init__(self, config: AwsConfig, *, metric_scope: str | None = None) -> None:
         self.config = config
         self.aws = AwsControlPlane(config)
+        self.metric_scope = metric_scope
+        self.profile: TimingProfile = profile_of(config)
         self.public_name = config.route53.record.rstrip(".")
+        self._alarmed: set[str] = set()
 
-    def db_config(self, region: str) -> dict[str, Any]:
-        """The config's connection to `region`'s database, its password resolved from the
-        config's reference (the environment or Secrets Manager), never written anywhere."""
-        db = self.aws.database(region)
-        return {
-            "host": db.host,
-            "port": db.port,
-            "database": db.name,
-            "user": db.user,
-            "password": self.aws.database_password(region),
-        }
-
-    def final_read(self, region: str) -> dict[str, str]:
-        """id -> content hash of every document in `region`'s database, over the config's
-        connection (as the harness reaches it from where it runs)."""
-        from drkit.clients.postgres import PgEndpoint
-        from drkit.measure.clients import content_hash
-
-        with PgEndpoint.from_config(region, self.db_config(region)).connect(30) as conn:
-            rows = conn.execute("SELECT id, body FROM documents").fetchall()
-        return {str(i): content_hash(str(body)) for i, body in rows}
-
-    def region_of_db(self, config: Mapping[str, Any]) -> str:
-        for region in self.config.regions:
-            if self.aws.database(region).host == config.get("host"):
-                return region
-        raise ConfigError(
-            f"database host {config.get('host')!r} is none of the config's "
-            f"(regions.<region>.database.host in {self.config.path})"
-        )
-
-    def service_health(self, region: str) -> Health:
-        """The region's service at the config's `service_url`."""
-        return service_health_at(self.config.region(region).service_url)
-
-    def index_health(self, region: str) -> Health:
-        """The config's Pinecone index of `region` through the Pinecone SDK, its API key from
-        the config's reference; without an index in the config, the data plane's."""
-        index = self.config.region(region).index
-        if index is None:
-            return super().index_health(region)
-        return index_health_at(index.host, self.aws.secret(index.api_key, region))
-
+    # -- the drill's clients ---------------------------------------------------------------
     def client_resolver(self, timeout_s: float = 1.0) -> Any:
         """The config's resolvers (`route53.resolvers`), else the harness host's own: the
         drill's clients find the service as the desk's clients do."""
@@ -90,11 +70,224 @@ class HybridAwsTarget(LabTarget):
         port = url.port or (443 if url.scheme == "https" else 80)
         return url.scheme, port
 
-    def promote(self, region: str) -> AwsPromote:  # type: ignore[override]
-        return AwsPromote(self.aws, check_region(region))
+    # -- reads -------------------------------------------------------------------------------
+    def regions(self) -> tuple[str, ...]:
+        return (self.config.primary_region, self.config.dr_region)
 
-    def switch_dns(self, region: str) -> AwsSwitchRecord:  # type: ignore[override]
-        return AwsSwitchRecord(self, check_region(region))
+    def db_config(self, region: str) -> dict[str, Any]:
+        """The config's connection to `region`'s database, its password resolved from the
+        config's reference (the environment or Secrets Manager), never written anywhere."""
+        db = self.aws.database(region)
+        return {
+            "host": db.host,
+            "port": db.port,
+            "database": db.name,
+            "user": db.user,
+            "password": self.aws.database_password(region),
+        }
+
+    def _rows(self, region: str, sql: str) -> list[tuple[Any, ...]]:
+        from drkit.clients.postgres import PgEndpoint
+
+        with PgEndpoint.from_config(region, self.db_config(region)).connect(30) as conn:
+            return list(conn.execute(sql).fetchall())
+
+    def final_read(self, region: str) -> dict[str, str]:
+        """id -> content hash of every document in `region`'s database, over the config's
+        connection (as the harness reaches it from where it runs)."""
+        from drkit.measure.clients import content_hash
+
+        rows = self._rows(region, "SELECT id, body FROM documents")
+        return {str(i): content_hash(str(body)) for i, body in rows}
+
+    def region_of_db(self, config: Mapping[str, Any]) -> str:
+        for region in self.config.regions:
+            if self.aws.database(region).host == config.get("host"):
+                return region
+        raise ConfigError(
+            f"database host {config.get('host')!r} is none of the config's "
+            f"(regions.<region>.database.host in {self.config.path})"
+        )
+
+    def api_url(self, region: str) -> str:
+        """The region's own service URL (its health is at /health)."""
+        return self.config.region(region).service_url.rstrip("/")
+
+    def service_health(self, region: str) -> Health:
+        """The region's service at the config's `service_url`."""
+        return service_health_at(self.config.region(region).service_url)
+
+    def index_health(self, region: str) -> Health:
+        """The config's Pinecone index of `region` through the Pinecone SDK, its API key from
+        the config's reference."""
+        index = self.config.region(region).index
+        if index is None:
+            return Health(True, f"no index declared for {region} in {self.config.path}")
+        return index_health_at(index.host, self.aws.secret(index.api_key, region))
+
+    def _vector_hashes(self, region: str) -> dict[str, str]:
+        import asyncio
+
+        from pinecone import Pinecone
+
+        from drkit.lab.sut import read_index_hashes
+
+        index = self.config.region(region).index
+        assert index is not None
+        key = self.aws.secret(index.api_key, region)
+
+        async def read() -> dict[str, str]:
+            client = Pinecone(api_key=key, timeout=30).IndexAsyncio(host=index.host)
+            try:
+                return await read_index_hashes(client)
+            finally:
+                await client.close()
+
+        return asyncio.run(read())
+
+    def consistency(self, source: str, replica: str) -> Consistency:
+        """Rows over the config's connections, and vectors through the Pinecone SDK when both
+        regions declare an index, compared by id and content hash."""
+        indexed = all(self.config.region(r).index is not None for r in (source, replica))
+        return stores_consistency(
+            source,
+            replica,
+            lambda region: {
+                str(i): str(h)
+                for i, h in self._rows(region, "SELECT id, content_hash FROM documents")
+            },
+            self._vector_hashes if indexed else None,
+        )
+
+    def publish_replication(self, status: ReplicationStatus, source: str, replica: str) -> None:
+        """The monitor's figures to CloudWatch in the config's namespace, in the DR region
+        (which survives the loss of the primary's), and the lag alarm on them."""
+        dims = {"ReplicationPair": f"{source}->{replica}"}
+        if self.metric_scope:
+            dims["Drill"] = self.metric_scope[:255]
+        self.aws.put_metric(
+            "ReplicationLagSeconds", status.lag_seconds, unit="Seconds", region=replica,
+            dimensions=dims,
+        )  # fmt: skip
+        self.aws.put_metric(
+            "ReplicationLagBytes", float(status.lag_bytes), unit="Bytes", region=replica,
+            dimensions=dims,
+        )  # fmt: skip
+        if replica not in self._alarmed:
+            self.aws.clients.cloudwatch(replica).put_metric_alarm(
+                AlarmName=LAG_ALARM,
+                Namespace=self.config.cloudwatch_namespace,
+                MetricName="ReplicationLagSeconds",
+                Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
+                Statistic="Maximum",
+                Period=ALARM_PERIOD_S,
+                EvaluationPeriods=1,
+                Threshold=self.profile.lag_alarm_threshold_s,
+                ComparisonOperator="GreaterThanThreshold",
+                AlarmDescription="replication lag over the timing profile's alarm threshold",
+            )
+            self._alarmed.add(replica)
+
+    def lag_alarm_state(self, replica: str) -> str:
+        return self.aws.alarm_state(LAG_ALARM, replica).state
+
+    def dns_ttl(self) -> int:
+        record = self.aws.read_record()
+        if record is not None and record.ttl is not None:
+            return int(record.ttl)
+        return int(self.config.route53.ttl)
+
+    def writer_region(self) -> str | None:
+        """The region whose service host the public record names now, or None."""
+        record = self.aws.read_record()
+        values = set(record.values) if record is not None else set()
+        for region in self.regions():
+            if urlparse(self.config.region(region).service_url).hostname in values:
+                return region
+        return None
+
+    # -- recovery actions ------------------------------------------------------------------
+    def fence(self, region: str) -> NotFenced:
+        return NotFenced(self.config, region)
+
+    def promote(self, region: str) -> AwsPromote:
+        return AwsPromote(self.aws, self._known(region))
+
+    def switch_dns(self, region: str) -> AwsSwitchRecord:
+        return AwsSwitchRecord(self, self._known(region))
+
+    def verify_serving(self, region: str, budget_s: float) -> Health:
+        return verify_serving(self, region, budget_s)
+
+    def _known(self, region: str) -> str:
+        if region not in self.config.regions:
+            raise ConfigError(
+                f"region {region!r} is not in {self.config.path}; "
+                f"its regions are {', '.join(self.config.regions)}"
+            )
+        return region
+
+
+class HybridAwsTarget(AwsTarget):
+    """The aws target on the hybrid set-up: the config's control plane (moto), the lab as its
+    data plane. Its fence is the lab service's lease, and its lag alarm the one the lab
+    evaluates; everything else is the aws target's."""
+
+    def __init__(self, lab: Lab, config: AwsConfig, *, metric_scope: str | None = None) -> None:
+        super().__init__(config, metric_scope=metric_scope)
+        self.lab = lab
+        self.data_plane = LabTarget(lab, metric_scope=metric_scope)
+        self.control = self.data_plane.control
+
+    def fence(self, region: str) -> Any:
+        return self.data_plane.fence(region)
+
+    def consistency(self, source: str, replica: str) -> Consistency:
+        return self.data_plane.consistency(source, replica)
+
+    def publish_replication(self, status: ReplicationStatus, source: str, replica: str) -> None:
+        self.data_plane.publish_replication(status, source, replica)
+
+    def lag_alarm_state(self, replica: str) -> str:
+        return self.data_plane.lag_alarm_state(replica)
+
+    def index_health(self, region: str) -> Health:
+        if self.config.region(region).index is None:
+            return self.data_plane.index_health(region)
+        return super().index_health(region)
+
+
+class NotFenced:
+    """The aws target's fencing phase: drkit has no way of its own to fence a region in an
+    AWS account, so it records that the old primary was not fenced (the failover's evidence
+    says so); the organisation's own fencing, if any, is outside the drill."""
+
+    kind = "aws.not_fenced"
+    phase = "fencing"
+
+    def __init__(self, config: AwsConfig, region: str) -> None:
+        self.config, self.region = config, region
+
+    def params(self) -> dict[str, Any]:
+        return {"region": self.region}
+
+    def describe(self) -> str:
+        return (
+            f"{self.region} NOT fenced: the aws target has no fence of its own; an old primary "
+            "that comes back may acknowledge writes until it is stopped or isolated"
+        )
+
+    def apply(self) -> None:
+        return None
+
+    def verify_applied(self) -> bool:
+        return True
+
+    def undo(self) -> None:
+        return None
+
+    def verify_undone(self) -> bool:
+        return True
 
 
 class AwsPromote:
@@ -136,7 +329,7 @@ class AwsSwitchRecord:
     kind = "aws.route53_upsert"
     phase = "dns_switch"
 
-    def __init__(self, target: HybridAwsTarget, region: str) -> None:
+    def __init__(self, target: AwsTarget, region: str) -> None:
         self.target, self.region = target, region
         host = urlparse(target.config.region(region).service_url).hostname
         if not host:
@@ -162,7 +355,8 @@ class AwsSwitchRecord:
         record = self.target.aws.read_record()
         if record is None or self.address not in record.values:
             return False
-        return self.target.control.resolver().resolve(self.target.public_name) == self.address
+        resolver = self.target.client_resolver()
+        return resolver.resolve(self.target.public_name) == self.address
 
     def verify_undone(self) -> bool:
         record = self.target.aws.read_record()

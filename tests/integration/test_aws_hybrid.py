@@ -40,7 +40,10 @@ def lab_password() -> str:
     return str(secrets["operator"])
 
 
-def run_drills(tmp: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_drills(
+    tmp: Path, config: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    overrides = env or {}
     env = {
         **os.environ,
         PASSWORD_ENV: lab_password(),  # the config's password reference, resolved
@@ -49,6 +52,7 @@ def run_drills(tmp: Path, config: Path, *args: str) -> subprocess.CompletedProce
         "AWS_ACCESS_KEY_ID": "AKIAHYBRIDTEST00001",
         "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
         "AWS_DEFAULT_REGION": "us-east-1",
+        **overrides,
     }
     return subprocess.run(
         [
@@ -425,3 +429,62 @@ def test_the_replication_latency_step_runs_the_configs_fis_template(
     (expects,) = [o["value"] for o in ops if o["value"].get("check") == "fis template"]
     assert expects["step_expects"] == {"latency_ms": 300, "jitter_ms": 50}
     assert fault_traces(fresh_lab) == []  # no lab toxic was used
+
+
+def test_with_data_plane_aws_the_drill_reaches_the_system_through_the_config_alone(
+    fresh_lab: Lab, hybrid: Path, tmp_path: Path
+) -> None:
+    """The quarterly drill's path against an AWS account: the hybrid config without
+    `data_plane = "lab"`, run from a state folder of its own, so the drill cannot find the lab
+    at all. The lab is only the world it acts on: moto's security groups, enforced on
+    Toxiproxy, and the services, databases and indexes at the config's addresses. drkit's
+    watcher runs from the harness's state folder with the config; the old primary is recorded
+    as not fenced; nothing is reset afterwards, so the next drill refuses to start."""
+    config = tmp_path / "account.toml"
+    text = hybrid.read_text()
+    assert 'data_plane = "lab"\n' in text
+    config.write_text(text.replace('data_plane = "lab"\n', ""))
+    home = tmp_path / "drkit-home"  # drkit's own state folder: no lab in it
+    own = {"DRKIT_HOME": str(home)}
+    lab_watchers = sorted((fresh_lab.state / "watcher").glob("watcher-*"))
+
+    # a step that acts on the lab's data plane is refused by name, before any fault
+    lag = run_drills(tmp_path / "lag", config, "-k", "512", "--dr-allow-destructive", env=own)
+    output = lag.stdout + lag.stderr
+    assert lag.returncode != 0, output[-3000:]
+    assert 'has none (data_plane = "aws")' in output, output[-3000:]
+    assert ledger_kinds(tmp_path / "lag") == []
+
+    done = run_drills(tmp_path, config, "-k", OUTAGE, "--dr-allow-destructive", env=own)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert "1 passed" in output
+    assert ledger_kinds(tmp_path) == ["aws.security_group_block"]
+    (summary,) = (tmp_path / "runs").glob("*/verdicts/*security-group*.json")
+    verdicts = {v["checker"]: v for v in json.loads(summary.read_text())["verdicts"]}
+    assert verdicts["rto"]["valid"] is True and verdicts["rto"]["value"] > 0
+    assert verdicts["rpo"]["valid"] is True
+    print(f"config alone: RTO {verdicts['rto']['value']} s, RPO {verdicts['rpo']['value']} s")
+    # the harness ran drkit's watcher from its own state folder, and stopped it at the end
+    (watcher,) = (home / "watcher").glob("watcher-*/ledger.jsonl")
+    kinds = [r["record"]["kind"] for r in read_chain(watcher).records if r["event"] == "intent"]
+    assert kinds == ["aws.not_fenced", "aws.promote", "aws.route53_upsert"]
+    assert not (home / "run" / "watcher.pid").exists()
+    # the lab itself was never touched: no watcher of its own, no fence, groups healed
+    assert sorted((fresh_lab.state / "watcher").glob("watcher-*")) == lab_watchers
+    assert fresh_lab.watcher.pid() is None
+    assert security_group_drift(fresh_lab) == []
+    clocks = json.loads(next((tmp_path / "runs").glob("*/clock.json")).read_text())
+    assert [o["source"] for o in clocks["start"]][:2] == [
+        "PostgreSQL us-east-1",
+        "PostgreSQL us-west-2",
+    ]
+    assert all(o["offset_s"] is not None for o in clocks["start"][:2])
+
+    # the system is failed over and drkit resets nothing: the next drill refuses to start
+    again = run_drills(tmp_path / "again", config, "-k", OUTAGE, "--dr-allow-destructive", env=own)
+    output = again.stdout + again.stderr
+    assert again.returncode != 0
+    assert "not in its steady state" in output, output[-3000:]
+    assert "us-west-2's database is a primary" in output
+    assert ledger_kinds(tmp_path / "again") == []

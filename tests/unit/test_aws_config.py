@@ -90,6 +90,7 @@ def test_staging_example_loads() -> None:
         "us-west-2",
     )
     assert config.promotion == "self-managed" and config.automation == "drkit-watcher"
+    assert config.data_plane == "aws"  # a real account: the config alone
     east = config.region("us-east-1")
     assert east.database.password == SecretRef(env="RAG_DB_PASSWORD_USE1")
     assert east.database.ec2_instance_id == "i-0123456789abcdef0"
@@ -284,6 +285,11 @@ BAD_CONFIGS: list[tuple[str, tuple[tuple[str, Any], ...], str]] = [
         "timing-profile-not-allowed",
         (("timing_profile", "fast"),),
         "timing_profile: not an allowed value (got 'fast'); use one of 'lab', 'production'",
+    ),
+    (
+        "data-plane-not-allowed",
+        (("data_plane", "lba"),),
+        "data_plane: not an allowed value (got 'lba'); did you mean 'lab'? use one of 'aws', 'lab'",
     ),
     (
         "rds-without-identifier",
