@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from drkit import paths
 from drkit.aws.config import AwsConfig
 from drkit.config import TimingProfile
-from drkit.errors import ConfigError, DrillError
+from drkit.errors import ConfigError, DrillError, OpenFaultsRemain
 from drkit.evidence import clock
 from drkit.lab.watcher_component import WatcherComponent
 from drkit.targets.aws import AwsTarget, profile_of
@@ -95,6 +95,16 @@ class AwsEnvironment:
             clock.postgres_offset(f"PostgreSQL {region}", partial(connect, region))
             for region in target.regions()
         ]
+
+    def ensure_no_watcher_left(self) -> None:
+        """A watcher that a drill which did not end (SIGKILL, a crash) left running would
+        still fail over on its own: refuse to start until `drkit rollback` has stopped it."""
+        if (pid := self.watcher.pid()) is not None:
+            raise OpenFaultsRemain(
+                f"drkit's watcher (pid {pid}), left running by a drill that did not end, is "
+                f"still watching from {self.state}; run `drkit rollback` (it stops it), then "
+                "drill again"
+            )
 
     def end_drill(self) -> None:
         """drkit's watcher runs for one drill: stopped, and read back stopped."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +86,42 @@ def rollback(
     force: bool = False,
     heal_retry: HealRetry | None = None,
 ) -> RollbackReport:
-    """Heal the open faults of the run named by ``state_dir``'s pointer (default: DRKIT_HOME)."""
+    """Heal the open faults of the run named by ``state_dir``'s pointer (default: DRKIT_HOME),
+    and stop a drkit watcher that a drill on the aws target left running."""
     state = Path(state_dir) if state_dir is not None else paths.state_dir()
+    report = _rollback(state, registry, call_timeout, force, heal_retry)
+    if (note := stop_harness_watcher(state)) is not None:
+        report = replace(report, notes=(*report.notes, note))
+    return report
+
+
+def stop_harness_watcher(state: Path) -> str | None:
+    """On the aws target (a state folder with no lab in it) a drill runs drkit's watcher from
+    the harness; a drill that did not end (SIGKILL, a crash) leaves it watching, ready to fail
+    over on its own. Stop it and read it back stopped. The lab's watcher is the lab's (`drkit
+    lab reset` ends it), so a lab's state folder is left alone. None: nothing was running."""
+    from drkit.lab.lab import Lab
+    from drkit.lab.watcher_component import WatcherComponent
+
+    if Lab(state).meta():
+        return None
+    watcher = WatcherComponent(state)
+    pid = watcher.pid()
+    if pid is None:
+        return None
+    watcher.stop()
+    if watcher.pid() is not None:
+        return f"cannot stop drkit's watcher (pid {pid}) left running by a drill; kill it by hand"
+    return f"stopped drkit's watcher (pid {pid}), left running by a drill that did not end"
+
+
+def _rollback(
+    state: Path,
+    registry: Registry,
+    call_timeout: float,
+    force: bool,
+    heal_retry: HealRetry | None,
+) -> RollbackReport:
     pointer = read_pointer(state)
     if pointer is None:
         return RollbackReport(state, None, None)

@@ -6,6 +6,8 @@ by name, and the failover's fencing phase says the old primary was not fenced.""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,9 @@ from drkit.aws.config import load_config
 from drkit.aws.environment import AwsEnvironment
 from drkit.config import LAB_PROFILE, PRODUCTION_PROFILE
 from drkit.drill import Drill
-from drkit.errors import ConfigError
+from drkit.errors import ConfigError, OpenFaultsRemain
+from drkit.faults.rollback import rollback
+from drkit.lab.lab import Lab
 from drkit.targets.aws import AwsTarget, NotFenced
 from tests.unit.test_aws_config import edited, write
 
@@ -92,3 +96,45 @@ def test_the_fencing_phase_says_the_old_primary_was_not_fenced(silent: AwsEnviro
     assert fence.kind == "aws.not_fenced" and fence.phase == "fencing"
     assert fence.describe().startswith("us-east-1 NOT fenced")
     assert fence.params() == {"region": "us-east-1"}
+
+
+def a_watcher_left_running(state: Path) -> subprocess.Popen[bytes]:
+    """A process standing for drkit's watcher that a killed drill left behind: its pid file
+    where the watcher's goes, its command line naming the watcher's module."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", "drkit.lab.watcher_service"]
+    )
+    (state / "run" / "watcher.pid").write_text(f"{proc.pid}\n")
+    return proc
+
+
+def test_a_watcher_left_by_a_killed_drill_blocks_the_next_and_rollback_stops_it(
+    silent: AwsEnvironment,
+) -> None:
+    proc = a_watcher_left_running(silent.state)
+    try:
+        with pytest.raises(OpenFaultsRemain, match="run `drkit rollback`"):
+            silent.ensure_no_watcher_left()
+        report = rollback(silent.state)
+        assert report.ok, report.summary()
+        assert f"stopped drkit's watcher (pid {proc.pid})" in report.summary()
+        assert proc.wait(timeout=10) is not None
+        silent.ensure_no_watcher_left()  # nothing left: the next drill may start
+        assert rollback(silent.state).notes == ()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_rollback_leaves_a_labs_own_watcher_to_the_lab(tmp_path: Path) -> None:
+    state = tmp_path / "lab-state"
+    (state / "run").mkdir(parents=True)
+    (state / "lab.json").write_text('{"port_base": 25400}')
+    proc = a_watcher_left_running(state)
+    try:
+        assert Lab(state).meta(), "the fixture must look like a lab's state folder"
+        assert rollback(state).notes == ()
+        assert proc.poll() is None  # still running: `drkit lab reset` ends the lab's watcher
+    finally:
+        proc.kill()
+        proc.wait()
