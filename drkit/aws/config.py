@@ -72,6 +72,9 @@ class NetworkConfig:
     ports: tuple[int, ...] = ()
     network_acls: tuple[str, ...] = ()
     subnets: tuple[str, ...] = ()
+    # a group with no ingress rule that fencing attaches to the old primary's database
+    # (EC2 instance or RDS instance) in place of its own groups; None: not fenced
+    quarantine_group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -618,13 +621,31 @@ def _regions(table: _Table, primary: str, dr: str, promotion: str) -> dict[str, 
 
 def _region(table: _Table, name: str, promotion: str) -> RegionConfig:
     table.expect_keys(("service_url", "database"), ("network", "index"))
-    network = table.opt_table("network")
+    network_table = table.opt_table("network")
     index = table.opt_table("index")
+    database = _database(table.table("database"), promotion)
+    network = _network(network_table) if network_table else NetworkConfig()
+    if network_table and network.quarantine_group is not None:
+        if promotion == "aurora-global":
+            network_table.fail(
+                "quarantine_group",
+                'not used with promotion = "aurora-global" (an Aurora cluster\'s groups are '
+                "its cluster's)",
+                "remove it; fence the old cluster with your own automation",
+                got=network.quarantine_group,
+            )
+        if promotion == "self-managed" and database.ec2_instance_id is None:
+            network_table.fail(
+                "quarantine_group",
+                "needs the database's instance: fencing moves it into the quarantine group",
+                f"add ec2_instance_id to [regions.{name}.database], or remove quarantine_group",
+                got=network.quarantine_group,
+            )
     return RegionConfig(
         name=name,
-        database=_database(table.table("database"), promotion),
+        database=database,
         service_url=table.url("service_url"),
-        network=_network(network) if network else NetworkConfig(),
+        network=network,
         index=_index(index) if index else None,
     )
 
@@ -714,8 +735,21 @@ def _secret_ref(table: _Table, name: str) -> SecretRef:
 
 
 def _network(table: _Table) -> NetworkConfig:
-    table.expect_keys((), ("security_groups", "ports", "network_acls", "subnets"))
+    table.expect_keys(
+        (), ("security_groups", "ports", "network_acls", "subnets", "quarantine_group")
+    )
     groups = table.strings("security_groups", "sg-")
+    quarantine = table.opt_string("quarantine_group")
+    if quarantine is not None and not re.fullmatch(r"sg-[0-9a-z]+", quarantine):
+        table.wrong_type("quarantine_group", 'a security group id like "sg-0123abcd"', quarantine)
+    if quarantine is not None and quarantine in groups:
+        table.fail(
+            "quarantine_group",
+            "is also one of security_groups",
+            "name a group of its own with no ingress rule: fencing puts the old primary's "
+            "database in it instead of its groups",
+            got=quarantine,
+        )
     ports = tuple(_ports(table))
     if ports and not groups:
         table.fail(
@@ -730,6 +764,7 @@ def _network(table: _Table) -> NetworkConfig:
         ports=ports,
         network_acls=table.strings("network_acls", "acl-"),
         subnets=table.strings("subnets", "subnet-"),
+        quarantine_group=quarantine,
     )
 
 

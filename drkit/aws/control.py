@@ -758,6 +758,79 @@ class AwsControlPlane:
             return "standby" if instance.get("ReadReplicaSourceDBInstanceIdentifier") else "primary"
         return None
 
+    # -- fencing: the old primary's database moved into a quarantine group ------------------
+
+    def database_groups(self, region: str) -> tuple[str, ...]:
+        """The security groups attached to `region`'s database now: its EC2 instance's
+        (self-managed) or its RDS instance's (those being removed aside), sorted."""
+        return self._database_groups(region)[0]
+
+    def _database_groups(self, region: str) -> tuple[tuple[str, ...], bool]:
+        """The database's groups, and whether they are settled (RDS: every one `active`)."""
+        db = self.database(region)
+        if self.config.promotion == "self-managed" and db.ec2_instance_id:
+            from drkit.aws.waiters import describe_instance
+
+            found = describe_instance(self.clients.ec2(region), db.ec2_instance_id)
+            groups = tuple(sorted(str(g["GroupId"]) for g in found.get("SecurityGroups", [])))
+            return groups, True
+        if self.config.promotion == "rds" and db.identifier:
+            found = describe_db_instance(self.clients.rds(region), db.identifier)
+            attached = [
+                g for g in found.get("VpcSecurityGroups", []) if g.get("Status") != "removing"
+            ]
+            groups = tuple(sorted(str(g["VpcSecurityGroupId"]) for g in attached))
+            return groups, all(g.get("Status", "active") == "active" for g in attached)
+        raise ConfigError(
+            f"[regions.{region}] has no database instance whose groups drkit can change "
+            f"(promotion {self.config.promotion!r}) in {self.config.path}"
+        )
+
+    def set_database_groups(
+        self,
+        region: str,
+        groups: Sequence[str],
+        *,
+        budget_s: float = 300.0,
+        interval_s: float = 2.0,
+    ) -> Waited[tuple[str, ...]]:
+        """Attach exactly `groups` to `region`'s database, and wait until it reads back so
+        (RDS applies it immediately but asynchronously: its groups turn `active`)."""
+        db = self.database(region)
+        wanted = tuple(sorted(groups))
+        if self.config.promotion == "self-managed" and db.ec2_instance_id:
+            ec2 = self.clients.ec2(region)
+            with aws_errors(f"set the groups of {db.ec2_instance_id} to {wanted}", _where(ec2)):
+                ec2.modify_instance_attribute(InstanceId=db.ec2_instance_id, Groups=list(wanted))
+            what = f"EC2 instance {db.ec2_instance_id} in groups {', '.join(wanted)}"
+        elif self.config.promotion == "rds" and db.identifier:
+            rds = self.clients.rds(region)
+            with aws_errors(f"set the groups of {db.identifier} to {wanted}", _where(rds)):
+                rds.modify_db_instance(
+                    DBInstanceIdentifier=db.identifier,
+                    VpcSecurityGroupIds=list(wanted),
+                    ApplyImmediately=True,
+                )
+            what = f"RDS instance {db.identifier} in groups {', '.join(wanted)}"
+        else:
+            self.database_groups(region)  # raises the ConfigError naming what is missing
+            raise AssertionError("unreachable")
+        waited = wait_until(
+            lambda: self._database_groups(region),
+            lambda seen: seen == (wanted, True),
+            what=what,
+            budget_s=budget_s,
+            interval_s=interval_s,
+            state=lambda seen: (
+                "groups "
+                + (", ".join(seen[0]) or "none")
+                + ("" if seen[1] else " (not all active yet)")
+            ),
+        )
+        return Waited(
+            waited.value[0], waited.state, waited.polls, waited.throttled, waited.elapsed_s
+        )
+
     def database_password(self, region: str) -> str:
         """`region`'s database password, from the config's reference."""
         return self._password(self.database(region), region)
@@ -873,6 +946,26 @@ class AwsControlPlane:
             cloudwatch.put_metric_data(
                 Namespace=self.config.cloudwatch_namespace,
                 MetricData=[datum],  # type: ignore[list-item]
+            )
+
+    def put_lag_alarm(
+        self, name: str, region: str, dimensions: Mapping[str, str], threshold_s: float
+    ) -> None:
+        """The replication-lag alarm on the monitor's ReplicationLagSeconds (high-resolution
+        period, one breaching datapoint), in the config's namespace."""
+        cloudwatch = self.clients.cloudwatch(region)
+        with aws_errors(f"put alarm {name} in {region}", _where(cloudwatch)):
+            cloudwatch.put_metric_alarm(
+                AlarmName=name,
+                Namespace=self.config.cloudwatch_namespace,
+                MetricName="ReplicationLagSeconds",
+                Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
+                Statistic="Maximum",
+                Period=10,
+                EvaluationPeriods=1,
+                Threshold=threshold_s,
+                ComparisonOperator="GreaterThanThreshold",
+                AlarmDescription="replication lag over the timing profile's alarm threshold",
             )
 
     def alarm_state(self, name: str, region: str) -> AlarmState:

@@ -13,7 +13,14 @@ The database password and the index key are references (`DRKIT_LAB_DB_PASSWORD`,
 from __future__ import annotations
 
 from drkit.aws.config import SERVICES
-from drkit.lab.control_plane import EVIDENCE_BUCKET, PUBLIC_NAME, LabControlPlane, group_id_of
+from drkit.lab.control_plane import (
+    EVIDENCE_BUCKET,
+    PUBLIC_NAME,
+    LabControlPlane,
+    db_instance_id,
+    group_id_of,
+    quarantine_group_id,
+)
 from drkit.lab.lab import Lab
 from drkit.lab.moto_server import moto_url
 from drkit.lab.sut import api_url, index_url
@@ -74,6 +81,8 @@ def lab_aws_config(lab: Lab) -> str:
             f'name = "{settings.database}"',
             f'user = "{lab.db_config(region)["user"]}"',
             f'password = {{ env = "{PASSWORD_ENV}" }}',
+            "# the EC2 instance the lab's database runs on: stopped, the database answers nothing",
+            f'ec2_instance_id = "{db_instance_id(control.clients, region)}"',
             "",
             f"[regions.{region}.index]",
             f'host = "{index_url(settings, region, PUBLIC)}"',
@@ -82,6 +91,8 @@ def lab_aws_config(lab: Lab) -> str:
             f"[regions.{region}.network]",
             f"security_groups = {_list([group_id_of(control.clients, region)])}",
             f"ports = {_list(sorted(set(ports.values())))}",
+            "# fencing moves the old primary's instance into this group (no ingress rule)",
+            f'quarantine_group = "{quarantine_group_id(control.clients, region)}"',
         ]
     lines += ["", "[endpoint_urls]"]
     lines += [f'{service} = "{moto}"' for service in SERVICES]

@@ -41,9 +41,12 @@ from drkit.lab.sg_reconciler import (
     ALLOWED,
     BLACKHOLED,
     GROUP_NAME,
+    QUARANTINE_GROUP_NAME,
     SOURCE_CIDRS,
     STATUS_FILE,
     IngressRule,
+    db_instance_name,
+    find_db_instance,
     find_group,
     has_blackhole_toxic,
     is_blackholed,
@@ -102,6 +105,95 @@ def ensure_group(clients: AwsClients, region: str, vpc_id: str) -> str:
             Description=f"drkit lab: the services of {region} (db, index, api)",
             VpcId=vpc_id,
         )["GroupId"]
+
+
+def quarantine_group_id(clients: AwsClients, region: str, vpc_id: str | None = None) -> str:
+    """The region's quarantine group (no ingress rule; what a fence attaches to an old
+    primary's instance instead of its own groups), created when `vpc_id` is given."""
+    ec2 = clients.ec2(region)
+    with aws_errors(f"find or create security group {QUARANTINE_GROUP_NAME} in {region}", "moto"):
+        groups = ec2.describe_security_groups(
+            Filters=[{"Name": "group-name", "Values": [QUARANTINE_GROUP_NAME]}]
+        )["SecurityGroups"]
+        if groups:
+            return str(groups[0]["GroupId"])
+        if vpc_id is None:
+            raise LabError(
+                f"no security group {QUARANTINE_GROUP_NAME} in {region}; run `drkit lab reset`"
+            )
+        return ec2.create_security_group(
+            GroupName=QUARANTINE_GROUP_NAME,
+            Description=f"drkit lab: quarantine for a fenced instance in {region} (no ingress)",
+            VpcId=vpc_id,
+        )["GroupId"]
+
+
+def db_instance_id(clients: AwsClients, region: str) -> str:
+    instance = find_db_instance(clients, region)
+    if instance is None:
+        raise LabError(
+            f"no EC2 instance {db_instance_name(region)} in {region} (moto restarted empty?); "
+            "run `drkit lab reset` to seed it again"
+        )
+    return str(instance["InstanceId"])
+
+
+def ensure_db_instance(clients: AwsClients, region: str, vpc_id: str) -> list[str]:
+    """The EC2 instance the region's database "runs on" (the reconciler makes its state and
+    groups decide the database's paths): created, running, in the services group only.
+    Returns what was changed."""
+    ec2 = clients.ec2(region)
+    services = group_id_of(clients, region)
+    instance = find_db_instance(clients, region)
+    name = db_instance_name(region)
+    with aws_errors(f"seed instance {name} in {region}", "moto"):
+        if instance is None:
+            subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock=SOURCE_CIDRS[region].replace(
+                ".0.0/16", ".0.0/24"
+            ))["Subnet"]["SubnetId"]  # fmt: skip
+            image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+            ec2.run_instances(
+                ImageId=image,
+                MinCount=1,
+                MaxCount=1,
+                SubnetId=subnet,
+                SecurityGroupIds=[services],
+                TagSpecifications=[
+                    {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}
+                ],
+            )
+            return [f"created instance {name} in {region}"]
+        changes = []
+        instance_id = str(instance["InstanceId"])
+        if [g["GroupId"] for g in instance.get("SecurityGroups", [])] != [services]:
+            ec2.modify_instance_attribute(InstanceId=instance_id, Groups=[services])
+            changes.append(f"{name}: groups back to {GROUP_NAME}")
+        if instance["State"]["Name"] not in ("pending", "running"):
+            ec2.start_instances(InstanceIds=[instance_id])
+            changes.append(f"{name}: started")
+        return changes
+
+
+def db_instance_stopped(clients: AwsClients, region: str) -> list[str]:
+    """The region's database instance absent or not running (a fault's trace)."""
+    instance = find_db_instance(clients, region)
+    if instance is None:
+        return [f"{region} has no database instance {db_instance_name(region)}"]
+    if (state := instance["State"]["Name"]) not in ("pending", "running"):
+        return [f"{region} database instance is {state}"]
+    return []
+
+
+def db_instance_moved(clients: AwsClients, region: str) -> list[str]:
+    """The region's database instance in other groups than its seed's (a fence's trace: a
+    recovery action, which `reset` ends)."""
+    instance = find_db_instance(clients, region)
+    if instance is None:
+        return []
+    groups = [g["GroupId"] for g in instance.get("SecurityGroups", [])]
+    if groups != [group_id_of(clients, region)]:
+        return [f"{region} database instance is in groups {groups}, not {GROUP_NAME}"]
+    return []
 
 
 def current_rules(clients: AwsClients, region: str) -> list[IngressRule]:
@@ -242,7 +334,9 @@ def seed(clients: AwsClients, settings: LabSettings, service_ports: dict[str, in
     for region in REGIONS:
         vpc_id = ensure_vpc(clients, region)
         ensure_group(clients, region, vpc_id)
+        quarantine_group_id(clients, region, vpc_id)
         changes += restore_rules(clients, region, seeded_rules(service_ports))
+        changes += ensure_db_instance(clients, region, vpc_id)
     zone_id = ensure_zone(clients)
     changes += restore_records(clients, zone_id, settings)
     ensure_bucket(clients)

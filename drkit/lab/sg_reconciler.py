@@ -19,7 +19,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,10 @@ from drkit.errors import DrillError
 from drkit.lab.topology import PUBLIC, ProxySpec
 
 GROUP_NAME = "drkit-lab-services"
+QUARANTINE_GROUP_NAME = "drkit-lab-quarantine"  # no ingress rule: what a fence swaps in
+DB_INSTANCE_TAG = "drkit-lab-db"  # Name tag prefix of the EC2 instance "running" each database
+DB_SERVICE = "db"
+UP_STATES = ("pending", "running")
 PUBLIC_CIDR = "203.0.113.0/24"  # TEST-NET-3: the harness, probes and clients on "the internet"
 SOURCE_CIDRS: Mapping[str, str] = {
     "us-east-1": "10.1.0.0/16",
@@ -193,13 +197,36 @@ class EnforcementPlan:
         return next((v.state for v in self.proxies if v.proxy == proxy), UNKNOWN)
 
 
+@dataclass(frozen=True)
+class DbInstance:
+    """The EC2 instance a region's database runs on, as moto describes it: its state and the
+    ingress rules of the groups attached to it (None: one of them could not be read)."""
+
+    instance_id: str
+    state: str
+    groups: tuple[str, ...]
+    rules: tuple[IngressRule, ...] | None
+
+
 def plan_enforcement(
     rules_by_region: Mapping[str, Sequence[IngressRule] | None],
     proxies: Sequence[ProxySpec],
     source_cidrs: Mapping[str, str] = SOURCE_CIDRS,
+    db_instances: Mapping[str, DbInstance] | None = None,
 ) -> EnforcementPlan:
-    """Rules (None: the region's group could not be read) + proxies -> what each proxy does."""
-    verdicts = tuple(_verdict(rules_by_region.get(p.region), p, source_cidrs) for p in proxies)
+    """Rules (None: the region's group could not be read) + proxies -> what each proxy does.
+
+    A region's database paths follow the EC2 instance it runs on, when the seed has one: a
+    stopped instance answers nothing (every path blackholed, as a powered-off host), and a
+    running one admits what the groups attached to it admit (a fence that swaps in a
+    quarantine group cuts every path to it)."""
+    instances = db_instances or {}
+    verdicts = tuple(
+        _instance_verdict(instances[p.region], p, source_cidrs)
+        if p.service == DB_SERVICE and p.region in instances
+        else _verdict(rules_by_region.get(p.region), p, source_cidrs)
+        for p in proxies
+    )
     unenforceable = tuple(
         UnenforceableRule(region, rule.describe(), reason)
         for region, rules in sorted(rules_by_region.items())
@@ -207,6 +234,21 @@ def plan_enforcement(
         if (reason := unenforceable_reason(rule, source_cidrs)) is not None
     )
     return EnforcementPlan(verdicts, unenforceable)
+
+
+def _instance_verdict(
+    instance: DbInstance, proxy: ProxySpec, source_cidrs: Mapping[str, str]
+) -> ProxyVerdict:
+    if instance.state not in UP_STATES:
+        return ProxyVerdict(
+            proxy.name, proxy.region, proxy.service, proxy.source, BLACKHOLED,
+            f"instance {instance.instance_id} is {instance.state}: it answers nothing",
+        )  # fmt: skip
+    groups = ", ".join(instance.groups) or "no group"
+    verdict = _verdict(
+        None if instance.rules is None else list(instance.rules), proxy, source_cidrs
+    )
+    return replace(verdict, reason=f"{verdict.reason} (instance {instance.instance_id}: {groups})")
 
 
 def _verdict(
@@ -275,6 +317,46 @@ def find_group(clients: AwsClients, region: str) -> dict[str, Any] | None:
     return dict(groups[0]) if len(groups) == 1 else None
 
 
+def db_instance_name(region: str) -> str:
+    return f"{DB_INSTANCE_TAG}-{region}"
+
+
+def find_db_instance(clients: AwsClients, region: str) -> dict[str, Any] | None:
+    """The region's database instance as boto3 describes it (terminated ones aside), or None."""
+    ec2 = clients.ec2(region)
+    with aws_errors(f"describe instance {db_instance_name(region)} in {region}", "moto"):
+        reservations = ec2.describe_instances(
+            Filters=[{"Name": "tag:Name", "Values": [db_instance_name(region)]}]
+        )["Reservations"]
+    found = [
+        dict(i)
+        for r in reservations
+        for i in r["Instances"]
+        if i["State"]["Name"] not in ("terminated", "shutting-down")
+    ]
+    return found[0] if len(found) == 1 else None
+
+
+def read_db_instance(clients: AwsClients, region: str) -> DbInstance | None:
+    """The region's database instance with its attached groups' rules, or None (no such
+    instance: an older seed, whose database paths follow the region's group)."""
+    instance = find_db_instance(clients, region)
+    if instance is None:
+        return None
+    ids = tuple(sorted(str(g["GroupId"]) for g in instance.get("SecurityGroups", [])))
+    rules: tuple[IngressRule, ...] | None = ()
+    if ids:
+        with aws_errors(f"describe the groups of {instance['InstanceId']}", "moto"):
+            groups = clients.ec2(region).describe_security_groups(GroupIds=list(ids))
+        described = groups["SecurityGroups"]
+        rules = (
+            None
+            if len(described) != len(ids)
+            else tuple(r for g in described for r in rules_from_permissions(g["IpPermissions"]))
+        )
+    return DbInstance(str(instance["InstanceId"]), str(instance["State"]["Name"]), ids, rules)
+
+
 class Reconciler:
     """One pass reads the groups and the proxies, applies the plan and writes the status."""
 
@@ -320,7 +402,12 @@ class Reconciler:
                 r: None if g is None else rules_from_permissions(g["IpPermissions"])
                 for r, g in groups.items()
             }
-            plan = plan_enforcement(rules, self.proxies)
+            instances = {
+                r: found
+                for r in self.regions
+                if (found := read_db_instance(self.clients, r)) is not None
+            }
+            plan = plan_enforcement(rules, self.proxies, db_instances=instances)
             changes = self._apply(plan)
         except DrillError as exc:
             status = self._status(started, error=str(exc))

@@ -20,6 +20,7 @@ def topology_drift(lab: Lab) -> list[str]:
     fences = read_fences(lab.state / FENCE_FILE)
     if fences:
         problems.append(f"fenced regions: {sorted(fences)}")
+    problems += quarantined(lab)
     if lab.watcher.pid() is not None:
         problems.append("the watcher is on")
     from drkit.lab.sut import RagService
@@ -31,8 +32,14 @@ def topology_drift(lab: Lab) -> list[str]:
 
 
 def security_group_drift(lab: Lab) -> list[str]:
-    """Ingress rules missing from (or added to) a region's group, against the lab's seed."""
-    from drkit.lab.control_plane import LabControlPlane, current_rules, seeded_rules
+    """Ingress rules missing from (or added to) a region's group, and a database instance
+    stopped, against the lab's seed."""
+    from drkit.lab.control_plane import (
+        LabControlPlane,
+        current_rules,
+        db_instance_stopped,
+        seeded_rules,
+    )
     from drkit.lab.topology import REGIONS
 
     control = LabControlPlane.of(lab)
@@ -46,18 +53,33 @@ def security_group_drift(lab: Lab) -> list[str]:
         problems += [
             f"{region} security group has extra {r.describe()}" for r in current if r not in wanted
         ]
+        problems += db_instance_stopped(control.clients, region)
     return problems
+
+
+def quarantined(lab: Lab) -> list[str]:
+    """Database instances a fence moved into other groups (the aws target's fence)."""
+    from drkit.lab.control_plane import LabControlPlane, db_instance_moved
+    from drkit.lab.topology import REGIONS
+
+    control = LabControlPlane.of(lab)
+    return [p for region in REGIONS for p in db_instance_moved(control.clients, region)]
 
 
 def fault_traces(lab: Lab) -> list[str]:
     """Traces a fault would leave: a toxic, a disabled proxy, a blackholed path, a revoked
     security-group rule, a stopped database, a paused replay."""
     problems = security_group_drift(lab)
+    # a fenced region's database paths are cut by its quarantine (a recovery action, which
+    # topology_drift names), not by a fault
+    fenced = tuple(f"{p.split()[0]}.db." for p in quarantined(lab))
     with lab.toxiproxy.client() as client:
         for proxy in client.proxies().values():
             if not proxy.enabled:
                 problems.append(f"proxy {proxy.name} disabled")
             for toxic in proxy.toxics:
+                if toxic.name in RECONCILER_TOXICS and proxy.name.startswith(fenced):
+                    continue
                 kind = (
                     "blackholed by a security group" if toxic.name in RECONCILER_TOXICS else "toxic"
                 )

@@ -28,7 +28,6 @@ from drkit.faults.ledger import RecoveryFailed
 from drkit.lab.lab import Lab
 from drkit.targets.base import Health
 from drkit.targets.lab import (
-    ALARM_PERIOD_S,
     LAG_ALARM,
     LabTarget,
     index_health_at,
@@ -174,18 +173,7 @@ class AwsTarget:
             dimensions=dims,
         )  # fmt: skip
         if replica not in self._alarmed:
-            self.aws.clients.cloudwatch(replica).put_metric_alarm(
-                AlarmName=LAG_ALARM,
-                Namespace=self.config.cloudwatch_namespace,
-                MetricName="ReplicationLagSeconds",
-                Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
-                Statistic="Maximum",
-                Period=ALARM_PERIOD_S,
-                EvaluationPeriods=1,
-                Threshold=self.profile.lag_alarm_threshold_s,
-                ComparisonOperator="GreaterThanThreshold",
-                AlarmDescription="replication lag over the timing profile's alarm threshold",
-            )
+            self.aws.put_lag_alarm(LAG_ALARM, replica, dims, self.profile.lag_alarm_threshold_s)
             self._alarmed.add(replica)
 
     def lag_alarm_state(self, replica: str) -> str:
@@ -207,8 +195,12 @@ class AwsTarget:
         return None
 
     # -- recovery actions ------------------------------------------------------------------
-    def fence(self, region: str) -> NotFenced:
-        return NotFenced(self.config, region)
+    def fence(self, region: str) -> AwsQuarantine | NotFenced:
+        """The old primary's database moved into the region's `quarantine_group` (nothing
+        reaches it, so it acknowledges nothing), or, without one, a record that it was not."""
+        if self.config.region(self._known(region)).network.quarantine_group is None:
+            return NotFenced(self.config, region)
+        return AwsQuarantine(self.aws, region)
 
     def promote(self, region: str) -> AwsPromote:
         return AwsPromote(self.aws, self._known(region))
@@ -230,17 +222,14 @@ class AwsTarget:
 
 class HybridAwsTarget(AwsTarget):
     """The aws target on the hybrid set-up: the config's control plane (moto), the lab as its
-    data plane. Its fence is the lab service's lease, and its lag alarm the one the lab
-    evaluates; everything else is the aws target's."""
+    data plane. Its consistency reads and its lag alarm (which the lab evaluates) are the
+    lab's; everything else, fencing included, is the aws target's."""
 
     def __init__(self, lab: Lab, config: AwsConfig, *, metric_scope: str | None = None) -> None:
         super().__init__(config, metric_scope=metric_scope)
         self.lab = lab
         self.data_plane = LabTarget(lab, metric_scope=metric_scope)
         self.control = self.data_plane.control
-
-    def fence(self, region: str) -> Any:
-        return self.data_plane.fence(region)
 
     def consistency(self, source: str, replica: str) -> Consistency:
         return self.data_plane.consistency(source, replica)
@@ -257,10 +246,53 @@ class HybridAwsTarget(AwsTarget):
         return super().index_health(region)
 
 
+class AwsQuarantine:
+    """Fence the old primary region: its database (EC2 instance, or RDS instance) moved into
+    the region's quarantine group in place of its own groups, waited until it reads back so.
+    A group of its own, apart from the groups a fault revokes, so healing the fault that
+    caused the failover never unfences the old primary. Undone (at failback) by putting its
+    groups back."""
+
+    kind = "aws.quarantine"
+    phase = "fencing"
+
+    def __init__(self, control: AwsControlPlane, region: str) -> None:
+        self.control, self.region = control, region
+        quarantine = control.config.region(region).network.quarantine_group
+        assert quarantine is not None
+        self.quarantine = quarantine
+        self.previous = control.database_groups(region)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "region": self.region,
+            "quarantine_group": self.quarantine,
+            "previous_groups": list(self.previous),
+        }
+
+    def describe(self) -> str:
+        return (
+            f"fence {self.region}: its database moved into quarantine group {self.quarantine} "
+            f"(from {', '.join(self.previous) or 'no group'})"
+        )
+
+    def apply(self) -> None:
+        self.control.set_database_groups(self.region, [self.quarantine], budget_s=120.0)
+
+    def verify_applied(self) -> bool:
+        return self.control.database_groups(self.region) == (self.quarantine,)
+
+    def undo(self) -> None:
+        self.control.set_database_groups(self.region, self.previous, budget_s=120.0)
+
+    def verify_undone(self) -> bool:
+        return self.control.database_groups(self.region) == self.previous
+
+
 class NotFenced:
-    """The aws target's fencing phase: drkit has no way of its own to fence a region in an
-    AWS account, so it records that the old primary was not fenced (the failover's evidence
-    says so); the organisation's own fencing, if any, is outside the drill."""
+    """The aws target's fencing phase when the region declares no `quarantine_group`: it
+    records that the old primary was not fenced (the failover's evidence says so); the
+    organisation's own fencing, if any, is outside the drill."""
 
     kind = "aws.not_fenced"
     phase = "fencing"
@@ -273,8 +305,9 @@ class NotFenced:
 
     def describe(self) -> str:
         return (
-            f"{self.region} NOT fenced: the aws target has no fence of its own; an old primary "
-            "that comes back may acknowledge writes until it is stopped or isolated"
+            f"{self.region} NOT fenced: no quarantine_group in [regions.{self.region}.network]; "
+            "an old primary that comes back may acknowledge writes until it is stopped or "
+            "isolated"
         )
 
     def apply(self) -> None:

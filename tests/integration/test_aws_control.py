@@ -58,6 +58,7 @@ from drkit.aws.waiters import WaitTimedOut
 from drkit.errors import ConfigError
 from drkit.faults.base import FAULTS
 from drkit.lab.moto_server import HOST, MODULE, moto_answers, moto_url
+from drkit.targets.aws import AwsQuarantine, AwsTarget, NotFenced
 
 pytestmark = pytest.mark.integration
 
@@ -641,6 +642,50 @@ def cloudwatch_metric_and_alarm(d: Drill) -> None:
         control.alarm_state("no-such-alarm", PRIMARY)
 
 
+def replication_lag_alarm(d: Drill) -> None:
+    """The aws target's replication monitor: its lag alarm created in the config's namespace,
+    in the DR region, and read back."""
+    control, world = d.control, d.world
+    control.put_lag_alarm("drkit-replication-lag", DR, {"ReplicationPair": "a->b"}, 5.0)
+    alarms = world.setup("cloudwatch", DR).describe_alarms(AlarmNames=["drkit-replication-lag"])
+    (alarm,) = alarms["MetricAlarms"]
+    assert (alarm["Namespace"], alarm["Threshold"]) == ("Drkit/Test", 5.0)
+    assert control.alarm_state("drkit-replication-lag", DR).state in ("OK", "INSUFFICIENT_DATA")
+
+
+def quarantine_fence(d: Drill) -> None:
+    """Fencing on the aws target: the old primary's database, as an RDS instance and as a
+    self-managed EC2 instance, moved into the quarantine group and back, each read back."""
+    world = d.world
+    ec2 = world.setup("ec2")
+    vpc = ec2.describe_security_groups(GroupIds=[world.group_id])["SecurityGroups"][0]["VpcId"]
+    quarantine = ec2.create_security_group(
+        GroupName=f"quarantine-{uuid.uuid4().hex[:8]}", Description="no ingress", VpcId=vpc
+    )["GroupId"]
+    east = world.config.region(PRIMARY)
+    fenced = replace(east, network=replace(east.network, quarantine_group=quarantine))
+    regions = {**world.config.regions, PRIMARY: fenced}
+    world.setup("rds").modify_db_instance(  # its groups before the failover
+        DBInstanceIdentifier=world.primary_db,
+        VpcSecurityGroupIds=[world.app_group_id],
+        ApplyImmediately=True,
+    )
+    ec2.modify_instance_attribute(InstanceId=world.instance_id, Groups=[world.app_group_id])
+    for promotion in ("rds", "self-managed"):
+        control = d.control_for(regions=regions, promotion=promotion)
+        assert isinstance(AwsTarget(control.config).fence(PRIMARY), AwsQuarantine)
+        fence = AwsQuarantine(control, PRIMARY)  # on this drill's recorded clients
+        before = control.database_groups(PRIMARY)
+        assert before and quarantine not in before, (promotion, before)
+        fence.apply()
+        assert fence.verify_applied() and control.database_groups(PRIMARY) == (quarantine,)
+        assert fence.params()["previous_groups"] == list(before)
+        fence.undo()
+        assert fence.verify_undone() and control.database_groups(PRIMARY) == before
+    unfenced = AwsTarget(world.config).fence(PRIMARY)  # no quarantine_group: said so
+    assert isinstance(unfenced, NotFenced) and "NOT fenced" in unfenced.describe()
+
+
 def fis_experiment(d: Drill) -> None:
     control = d.control
     started = control.start_fis_experiment("primary_crash")  # a fault name from fis_templates
@@ -695,6 +740,8 @@ SCENARIOS: list[Callable[[Drill], None]] = [
     route53_upsert,
     route53_failover_state,
     cloudwatch_metric_and_alarm,
+    replication_lag_alarm,
+    quarantine_fence,
     fis_experiment,
     fis_experiment_fault,
 ]

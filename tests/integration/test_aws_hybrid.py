@@ -15,15 +15,17 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from drkit.aws.hybrid import INDEX_KEY_ENV, PASSWORD_ENV, lab_aws_config
 from drkit.evidence.secrets import scan_folder
-from drkit.lab.control_plane import LabControlPlane, group_id_of
+from drkit.lab.control_plane import LabControlPlane, group_id_of, quarantine_group_id
 from drkit.lab.lab import Lab
 from drkit.lab.moto_server import moto_url
-from drkit.lab.steady import fault_traces, security_group_drift
+from drkit.lab.sg_reconciler import ALLOWED, BLACKHOLED
+from drkit.lab.steady import fault_traces, quarantined, security_group_drift, topology_drift
 from drkit.measure.chain import read_chain
 from drkit.paths import PROJECT_ROOT
 from drkit.project import write_drill_project
@@ -436,10 +438,11 @@ def test_with_data_plane_aws_the_drill_reaches_the_system_through_the_config_alo
 ) -> None:
     """The quarterly drill's path against an AWS account: the hybrid config without
     `data_plane = "lab"`, run from a state folder of its own, so the drill cannot find the lab
-    at all. The lab is only the world it acts on: moto's security groups, enforced on
-    Toxiproxy, and the services, databases and indexes at the config's addresses. drkit's
-    watcher runs from the harness's state folder with the config; the old primary is recorded
-    as not fenced; nothing is reset afterwards, so the next drill refuses to start."""
+    at all. The lab is only the world it acts on: moto's security groups and instances,
+    enforced on Toxiproxy, and the services, databases and indexes at the config's addresses.
+    drkit's watcher runs from the harness's state folder with the config and fences the old
+    primary by moving its instance into the quarantine group; nothing is reset afterwards, so
+    the next drill refuses to start. Then the primary crash, as an EC2 instance stop."""
     config = tmp_path / "account.toml"
     text = hybrid.read_text()
     assert 'data_plane = "lab"\n' in text
@@ -447,6 +450,7 @@ def test_with_data_plane_aws_the_drill_reaches_the_system_through_the_config_alo
     home = tmp_path / "drkit-home"  # drkit's own state folder: no lab in it
     own = {"DRKIT_HOME": str(home)}
     lab_watchers = sorted((fresh_lab.state / "watcher").glob("watcher-*"))
+    control = LabControlPlane.of(fresh_lab)
 
     # a step that acts on the lab's data plane is refused by name, before any fault
     lag = run_drills(tmp_path / "lag", config, "-k", "512", "--dr-allow-destructive", env=own)
@@ -460,20 +464,27 @@ def test_with_data_plane_aws_the_drill_reaches_the_system_through_the_config_alo
     assert done.returncode == 0, output[-3000:]
     assert "1 passed" in output
     assert ledger_kinds(tmp_path) == ["aws.security_group_block"]
-    (summary,) = (tmp_path / "runs").glob("*/verdicts/*security-group*.json")
-    verdicts = {v["checker"]: v for v in json.loads(summary.read_text())["verdicts"]}
-    assert verdicts["rto"]["valid"] is True and verdicts["rto"]["value"] > 0
-    assert verdicts["rpo"]["valid"] is True
-    print(f"config alone: RTO {verdicts['rto']['value']} s, RPO {verdicts['rpo']['value']} s")
+    outage = verdicts_of(tmp_path, "security-group")
+    print(f"config alone, outage: RTO {outage['rto']['value']} s, RPO {outage['rpo']['value']} s")
     # the harness ran drkit's watcher from its own state folder, and stopped it at the end
     (watcher,) = (home / "watcher").glob("watcher-*/ledger.jsonl")
     kinds = [r["record"]["kind"] for r in read_chain(watcher).records if r["event"] == "intent"]
-    assert kinds == ["aws.not_fenced", "aws.promote", "aws.route53_upsert"]
+    assert kinds == ["aws.quarantine", "aws.promote", "aws.route53_upsert"]
     assert not (home / "run" / "watcher.pid").exists()
-    # the lab itself was never touched: no watcher of its own, no fence, groups healed
+    # fenced: the old primary's instance is in the quarantine group, so with its security
+    # group healed every path to its database stays cut, and nothing else is
+    quarantine = quarantine_group_id(control.clients, "us-east-1")
+    assert quarantined(fresh_lab) == [
+        f"us-east-1 database instance is in groups ['{quarantine}'], not drkit-lab-services"
+    ]
+    assert security_group_drift(fresh_lab) == []  # the fault healed by difference
+    assert "us-east-1 database instance" in " ".join(topology_drift(fresh_lab))
+    assert fault_traces(fresh_lab) == []  # the quarantine is a recovery action, not a fault
+    assert control.enforcement("us-east-1", "db", "public") == BLACKHOLED
+    assert control.enforcement("us-east-1", "api", "public") == ALLOWED
+    # the lab itself was never used: no watcher or fence of its own
     assert sorted((fresh_lab.state / "watcher").glob("watcher-*")) == lab_watchers
     assert fresh_lab.watcher.pid() is None
-    assert security_group_drift(fresh_lab) == []
     clocks = json.loads(next((tmp_path / "runs").glob("*/clock.json")).read_text())
     assert [o["source"] for o in clocks["start"]][:2] == [
         "PostgreSQL us-east-1",
@@ -488,3 +499,23 @@ def test_with_data_plane_aws_the_drill_reaches_the_system_through_the_config_alo
     assert "not in its steady state" in output, output[-3000:]
     assert "us-west-2's database is a primary" in output
     assert ledger_kinds(tmp_path / "again") == []
+
+    # failed back (here: the lab's reset), the primary crash: its EC2 instance stopped
+    fresh_lab.reset()
+    crash = run_drills(
+        tmp_path / "crash", config, "-k", "primary_database", "--dr-allow-destructive", env=own
+    )
+    output = crash.stdout + crash.stderr
+    assert crash.returncode == 0, output[-3000:]
+    assert ledger_kinds(tmp_path / "crash") == ["aws.instance_stop"]
+    crashed = verdicts_of(tmp_path / "crash", "primary-database")
+    assert crashed["rto"]["valid"] is True and crashed["rpo"]["valid"] is True
+    print(f"config alone, crash: RTO {crashed['rto']['value']} s, RPO {crashed['rpo']['value']} s")
+
+
+def verdicts_of(tmp: Path, name: str) -> dict[str, dict[str, Any]]:
+    (summary,) = (tmp / "runs").glob(f"*/verdicts/*{name}*.json")
+    verdicts = {v["checker"]: v for v in json.loads(summary.read_text())["verdicts"]}
+    assert verdicts["rto"]["valid"] is True and verdicts["rto"]["value"] > 0
+    assert verdicts["rpo"]["valid"] is True
+    return verdicts

@@ -91,6 +91,7 @@ def test_staging_example_loads() -> None:
     )
     assert config.promotion == "self-managed" and config.automation == "drkit-watcher"
     assert config.data_plane == "aws"  # a real account: the config alone
+    assert config.region("us-east-1").network.quarantine_group == "sg-0aaaaaaaaaaaaaaa1"
     east = config.region("us-east-1")
     assert east.database.password == SecretRef(env="RAG_DB_PASSWORD_USE1")
     assert east.database.ec2_instance_id == "i-0123456789abcdef0"
@@ -285,6 +286,25 @@ BAD_CONFIGS: list[tuple[str, tuple[tuple[str, Any], ...], str]] = [
         "timing-profile-not-allowed",
         (("timing_profile", "fast"),),
         "timing_profile: not an allowed value (got 'fast'); use one of 'lab', 'production'",
+    ),
+    (
+        "quarantine-group-not-a-group",
+        (("regions.us-east-1.network.quarantine_group", "quarantine"),),
+        "regions.us-east-1.network.quarantine_group: expected a security group id like "
+        "\"sg-0123abcd\" (got 'quarantine')",
+    ),
+    (
+        "quarantine-group-is-a-drilled-group",
+        (("regions.us-east-1.network.quarantine_group", "sg-0123456789abcdef0"),),
+        "regions.us-east-1.network.quarantine_group: is also one of security_groups "
+        "(got 'sg-0123456789abcdef0'); name a group of its own with no ingress rule",
+    ),
+    (
+        "quarantine-group-without-instance",
+        ((f"{DB}.ec2_instance_id", DELETE),),
+        "regions.us-east-1.network.quarantine_group: needs the database's instance: fencing "
+        "moves it into the quarantine group (got 'sg-0aaaaaaaaaaaaaaa1'); add ec2_instance_id "
+        "to [regions.us-east-1.database], or remove quarantine_group",
     ),
     (
         "data-plane-not-allowed",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from drkit.aws.config import load_config
 from drkit.aws.environment import AwsEnvironment
 from drkit.config import LAB_PROFILE, PRODUCTION_PROFILE
 from drkit.drill import Drill
-from drkit.errors import ConfigError, OpenFaultsRemain
+from drkit.errors import ConfigError, OpenFaultsRemain, TargetUnreachable
 from drkit.faults.rollback import rollback
 from drkit.lab.lab import Lab
 from drkit.targets.aws import AwsTarget, NotFenced
@@ -91,11 +92,22 @@ def test_a_lab_only_step_is_refused_by_name(silent: AwsEnvironment, tmp_path: Pa
 
 
 def test_the_fencing_phase_says_the_old_primary_was_not_fenced(silent: AwsEnvironment) -> None:
-    fence = silent.target().fence("us-east-1")
+    config = silent.config
+    east = config.region("us-east-1")
+    bare = replace(east, network=replace(east.network, quarantine_group=None))
+    unfenced = AwsTarget(replace(config, regions={**config.regions, "us-east-1": bare}))
+    fence = unfenced.fence("us-east-1")
     assert isinstance(fence, NotFenced)
     assert fence.kind == "aws.not_fenced" and fence.phase == "fencing"
-    assert fence.describe().startswith("us-east-1 NOT fenced")
+    assert fence.describe().startswith("us-east-1 NOT fenced: no quarantine_group in")
     assert fence.params() == {"region": "us-east-1"}
+
+
+def test_a_declared_quarantine_needs_the_instance_it_fences(silent: AwsEnvironment) -> None:
+    """With a quarantine group the fence reads the instance's groups first (to put them back
+    at failback): an EC2 API that does not answer fails the fencing phase, clearly."""
+    with pytest.raises(TargetUnreachable, match="describe_instances i-0123456789abcdef0"):
+        silent.target().fence("us-east-1")
 
 
 def a_watcher_left_running(state: Path) -> subprocess.Popen[bytes]:

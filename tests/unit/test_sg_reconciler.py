@@ -14,6 +14,7 @@ from drkit.lab.sg_reconciler import (
     BLACKHOLED,
     SOURCE_CIDRS,
     UNKNOWN,
+    DbInstance,
     IngressRule,
     apply_plan,
     plan_enforcement,
@@ -54,6 +55,45 @@ def test_a_group_with_no_rules_blackholes_its_region_only() -> None:
     plan = plan_enforcement({"us-east-1": [], "us-west-2": SEEDED}, PROXIES)
     for proxy, state in states(plan).items():
         assert state == (BLACKHOLED if proxy.startswith("us-east-1.") else ALLOWED)
+
+
+def instance(state: str = "running", rules: tuple[IngressRule, ...] | None = None) -> DbInstance:
+    return DbInstance("i-0db1", state, ("sg-services",), tuple(SEEDED) if rules is None else rules)
+
+
+def test_database_paths_follow_their_instance_in_the_services_group_as_before() -> None:
+    plain = plan_enforcement({r: SEEDED for r in REGIONS}, PROXIES)
+    with_instance = plan_enforcement(
+        {r: SEEDED for r in REGIONS}, PROXIES, db_instances={"us-east-1": instance()}
+    )
+    assert states(with_instance) == states(plain)
+    verdict = next(v for v in with_instance.proxies if v.proxy == "us-east-1.db.from-us-west-2")
+    assert "(instance i-0db1: sg-services)" in verdict.reason
+
+
+def test_a_quarantined_instance_cuts_every_path_to_its_database_and_nothing_else() -> None:
+    plan = plan_enforcement(
+        {r: SEEDED for r in REGIONS}, PROXIES, db_instances={"us-east-1": instance(rules=())}
+    )
+    blackholed = sorted(p for p, s in states(plan).items() if s == BLACKHOLED)
+    assert blackholed == [f"us-east-1.db.from-{src}" for src in sorted(SOURCES)]
+
+
+def test_a_stopped_instance_answers_nothing_whatever_its_groups_allow() -> None:
+    plan = plan_enforcement(
+        {r: SEEDED for r in REGIONS}, PROXIES, db_instances={"us-west-2": instance("stopped")}
+    )
+    blackholed = sorted(p for p, s in states(plan).items() if s == BLACKHOLED)
+    assert blackholed == [f"us-west-2.db.from-{src}" for src in sorted(SOURCES)]
+    verdict = next(v for v in plan.proxies if v.proxy == "us-west-2.db.from-public")
+    assert verdict.reason == "instance i-0db1 is stopped: it answers nothing"
+    # a region outage still cuts the database: its instance is in the region's group
+    outage = plan_enforcement(
+        {"us-east-1": [], "us-west-2": SEEDED},
+        PROXIES,
+        db_instances={"us-east-1": instance(rules=())},
+    )
+    assert all(s == BLACKHOLED for p, s in states(outage).items() if p.startswith("us-east-1."))
 
 
 def test_an_unreadable_group_leaves_its_proxies_unknown() -> None:
