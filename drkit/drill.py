@@ -45,11 +45,13 @@ from drkit.measure.rpo import check_rpo, measure_rpo
 from drkit.measure.rto import check_rto
 from drkit.measure.transport import HttpTransport
 from drkit.measure.verdict import UNKNOWN, Verdict
+from drkit.targets.aws import AwsQuarantine, AwsTarget
 from drkit.targets.lab import LabTarget
 
 if TYPE_CHECKING:
     from drkit.aws.environment import AwsEnvironment
 
+FENCE_KINDS = ("lab.fence", "aws.quarantine")
 WATCHER_PHASES = {
     "pre-flight": "decision",
     "fencing": "fencing",
@@ -494,8 +496,9 @@ class Drill(DrillChecks):
         return sum(1 for op in self.history.ops if op.process.startswith(direct.process))
 
     def set_public_ttl(self, ttl: int) -> None:
-        """The public record's TTL (its address unchanged), read back and kept."""
-        control = self.target.control
+        """The public record's TTL (its address unchanged), read back and kept (the lab's
+        record: on an account the TTL is the record's owner's to change)."""
+        control = LabTarget(self.lab).control
         control.set_public_record(control.public_record().address, ttl)
         if control.public_record().ttl != ttl:
             raise ConfigError(f"the public record's TTL did not change to {ttl}s")
@@ -505,7 +508,7 @@ class Drill(DrillChecks):
         """`count` reading clients, each with its own TTL-honouring DNS cache, their starts
         spread over one TTL so their cached answers expire at different moments; each reads one
         known document by id (the database alone), so many clients do not load the index."""
-        control = self.target.control
+        control = LabTarget(self.lab).control
         spread = control.public_record().ttl / count
         known = self.lab.database.east.query(
             "SELECT id FROM documents ORDER BY seq LIMIT 1", dbname=self.lab.settings.database
@@ -624,9 +627,7 @@ class Drill(DrillChecks):
         """The organisation's failover automation (Route 53 failover routing, a Lambda, ARC) is
         under test: drkit's watcher stays off so drkit takes no recovery action; the drill
         only observes. Read back: no drkit watcher process."""
-        self.env.watcher.stop()
-        if self.env.watcher.pid() is not None:
-            raise ConfigError(f"drkit's watcher did not stop (pid {self.env.watcher.pid()})")
+        self.env.watcher.stop()  # returns once its process is gone (or raises, naming it)
         self.history.observe(
             "automation",
             None,
@@ -908,19 +909,42 @@ class Drill(DrillChecks):
         fences = [
             r
             for r in self.ledger.records
-            if r.kind == "lab.fence" and r.params.get("region") == region
+            if r.category == "recovery"
+            and r.kind in FENCE_KINDS
+            and r.params.get("region") == region
         ]
         if fences:
             self.ledger.undo(fences[-1])
             return
         # fenced by the watcher's own failover (its ledger is its own): undo it here, read back
-        fence = self.target.fence(region)
-        if fence.verify_undone():
+        fence = self._watchers_fence(region)
+        if fence is None or fence.verify_undone():
             raise ConfigError(f"{region} is not fenced; there is no fence to lift")
         fence.undo()
         if not fence.verify_undone():
             raise ConfigError(f"the fence on {region} is still in place after lifting it")
         self.history.observe("fence lifted", region, fenced_by="the watcher's failover")
+
+    def _watchers_fence(self, region: str) -> Any:
+        """The fence the watcher's last failover recorded on `region`, rebuilt from its ledger
+        record (an aws quarantine needs the groups it took the database out of); the lab's
+        lease is the same whoever set it. None: that failover did not fence it."""
+        from drkit.measure.chain import read_chain
+
+        if isinstance(self.env, Lab) and not isinstance(self.target, AwsTarget):
+            return self.target.fence(region)
+        for path in sorted((self.env.state / "watcher").glob("watcher-*/ledger.jsonl"))[::-1]:
+            for entry in reversed(read_chain(path).records):
+                record = entry.get("record") or {}
+                params = record.get("params", {})
+                if entry.get("event") != "intent" or params.get("region") != region:
+                    continue
+                if record.get("kind") == "aws.quarantine":
+                    previous = tuple(params["previous_groups"])
+                    return AwsQuarantine(self.target.aws, region, previous=previous)
+                if record.get("kind") == "aws.not_fenced":
+                    return None
+        return None
 
     def failback(self, to: str, frm: str) -> FailoverResult:
         """A planned switchover from `frm` back to `to`, through the same orchestrator."""

@@ -175,9 +175,7 @@ def faults_heal(drill: Drill) -> None:
 @given("the watcher is off", example="Given the watcher is off")
 def watcher_off(drill: Drill) -> None:
     """No failover automation: recovery waits for an operator (a negative control's setting)."""
-    drill.env.watcher.stop()
-    if drill.env.watcher.pid() is not None:  # read back: no watcher process remains
-        raise ConfigError(f"the watcher did not stop (pid {drill.env.watcher.pid()})")
+    drill.env.watcher.stop()  # returns once its process is gone (or raises, naming it)
 
 
 @when(

@@ -756,6 +756,10 @@ class AwsControlPlane:
                 found = rds.describe_db_instances(DBInstanceIdentifier=db.identifier)
             instance = found["DBInstances"][0]
             return "standby" if instance.get("ReadReplicaSourceDBInstanceIdentifier") else "primary"
+        if self.config.promotion == "aurora-global" and db.identifier:
+            rds = self.clients.rds(region)
+            member = _member_in(self._global_cluster(rds, db.identifier), region, db.identifier)
+            return "primary" if member.get("IsWriter") else "standby"
         return None
 
     # -- fencing: the old primary's database moved into a quarantine group ------------------
@@ -931,8 +935,10 @@ class AwsControlPlane:
         unit: str = "None",
         region: str | None = None,
         dimensions: Mapping[str, str] | None = None,
+        high_resolution: bool = False,
     ) -> None:
-        """One data point in the config's namespace (default region: the primary)."""
+        """One data point in the config's namespace (default region: the primary);
+        `high_resolution`: stored per second, as a 10-second alarm period needs."""
         cloudwatch = self.clients.cloudwatch(region or self.config.primary_region)
         datum = {
             "MetricName": name,
@@ -940,6 +946,8 @@ class AwsControlPlane:
             "Unit": unit,
             "Dimensions": [{"Name": k, "Value": v} for k, v in (dimensions or {}).items()],
         }
+        if high_resolution:
+            datum["StorageResolution"] = 1
         with aws_errors(
             f"put metric {self.config.cloudwatch_namespace}/{name}", _where(cloudwatch)
         ):
@@ -951,22 +959,12 @@ class AwsControlPlane:
     def put_lag_alarm(
         self, name: str, region: str, dimensions: Mapping[str, str], threshold_s: float
     ) -> None:
-        """The replication-lag alarm on the monitor's ReplicationLagSeconds (high-resolution
-        period, one breaching datapoint), in the config's namespace."""
+        """The replication-lag alarm on the monitor's ReplicationLagSeconds, in the config's
+        namespace."""
         cloudwatch = self.clients.cloudwatch(region)
+        request = lag_alarm_request(name, self.config.cloudwatch_namespace, dimensions, threshold_s)
         with aws_errors(f"put alarm {name} in {region}", _where(cloudwatch)):
-            cloudwatch.put_metric_alarm(
-                AlarmName=name,
-                Namespace=self.config.cloudwatch_namespace,
-                MetricName="ReplicationLagSeconds",
-                Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
-                Statistic="Maximum",
-                Period=10,
-                EvaluationPeriods=1,
-                Threshold=threshold_s,
-                ComparisonOperator="GreaterThanThreshold",
-                AlarmDescription="replication lag over the timing profile's alarm threshold",
-            )
+            cloudwatch.put_metric_alarm(**request)
 
     def alarm_state(self, name: str, region: str) -> AlarmState:
         cloudwatch = self.clients.cloudwatch(region)
@@ -1090,6 +1088,28 @@ def _upsert(record: RecordSet) -> Any:
             "TTL": record.ttl,
             "ResourceRecords": [{"Value": v} for v in record.values],
         },
+    }
+
+
+LAG_ALARM_PERIOD_S = 10  # CloudWatch's high-resolution alarm period (its data: StorageResolution=1)
+
+
+def lag_alarm_request(
+    name: str, namespace: str, dimensions: Mapping[str, str], threshold_s: float
+) -> dict[str, Any]:
+    """The put_metric_alarm request of the replication-lag alarm (lab and aws targets alike):
+    the maximum ReplicationLagSeconds over one high-resolution period above the threshold."""
+    return {
+        "AlarmName": name,
+        "Namespace": namespace,
+        "MetricName": "ReplicationLagSeconds",
+        "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+        "Statistic": "Maximum",
+        "Period": LAG_ALARM_PERIOD_S,
+        "EvaluationPeriods": 1,
+        "Threshold": threshold_s,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "AlarmDescription": "replication lag over the timing profile's alarm threshold",
     }
 
 

@@ -22,6 +22,7 @@ from drkit.aws.config import AwsConfig
 from drkit.config import TimingProfile
 from drkit.errors import ConfigError, DrillError, OpenFaultsRemain
 from drkit.evidence import clock
+from drkit.lab.lab import Lab
 from drkit.lab.watcher_component import WatcherComponent
 from drkit.targets.aws import AwsTarget, profile_of
 
@@ -32,6 +33,13 @@ class AwsEnvironment:
     def __init__(self, config: AwsConfig, state: Path | None = None) -> None:
         self.config = config
         self.state = (state or paths.state_dir()).resolve()
+        if Lab(self.state).meta():
+            raise ConfigError(
+                f"the state folder {self.state} holds a lab, and {config.path} drills an "
+                'account with no lab (data_plane = "aws"): give it a state folder of its own, '
+                "e.g. DRKIT_HOME=.drkit-aws, so its ledger, STOP file and watcher are not the "
+                "lab's"
+            )
         for sub in ("run", "logs"):
             (self.state / sub).mkdir(parents=True, exist_ok=True)
         self.profile: TimingProfile = profile_of(config)
@@ -63,8 +71,8 @@ class AwsEnvironment:
                 return None
 
         for region, wanted in ((primary, "primary"), (dr, "standby")):
-            role = target.aws.database_role(region)
-            if role != wanted:
+            role = read(f"{region}'s database role", partial(target.aws.database_role, region))
+            if role != wanted and not any(f"{region}'s database role" in p for p in problems):
                 seen = "cannot be read" if role is None else f"is a {role}"
                 problems.append(f"{region}'s database {seen}; the steady state has a {wanted}")
         writer = read("the public record in Route 53", target.writer_region)
@@ -107,7 +115,6 @@ class AwsEnvironment:
             )
 
     def end_drill(self) -> None:
-        """drkit's watcher runs for one drill: stopped, and read back stopped."""
+        """drkit's watcher runs for one drill: stopped (SIGTERM, then SIGKILL; it returns
+        once the process is gone, or raises a LabError naming it)."""
         self.watcher.stop()
-        if (pid := self.watcher.pid()) is not None:
-            raise RuntimeError(f"drkit's watcher did not stop (pid {pid} in {self.state})")

@@ -55,7 +55,7 @@ def lab_aws_config(lab: Lab) -> str:
         'promotion = "self-managed"',
         'automation = "drkit-watcher"',
         'timing_profile = "lab"',
-        "# the data plane is this lab (its toxics, lease fence and reset between drills);",
+        "# the data plane is this lab (its toxics, consistency reads, reset between drills);",
         "# delete this line and the drill reaches everything through this file alone",
         'data_plane = "lab"',
         f'cloudwatch_namespace = "{METRIC_NAMESPACE}"',

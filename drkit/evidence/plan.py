@@ -377,7 +377,7 @@ def aws_resources_of(drill: PlannedDrill, aws: Any) -> list[str]:
             add(ours if aws.automation == "drkit-watcher" else theirs)
         elif resource.startswith("fence on"):
             for region in regions_in(resource) or [aws.primary_region]:
-                add(f"the service fence of {region} ({aws.regions[region].service_url})")
+                add(_fence_of(aws, region))
         elif re.search(r"Toxiproxy|replication link", resource):
             templates = {k: v for k, v in aws.fis_templates.items() if k.startswith("replication")}
             for name, template in templates.items():
@@ -391,6 +391,27 @@ def aws_resources_of(drill: PlannedDrill, aws: Any) -> list[str]:
         add(f"stop condition {stop.name}: " + (f"alarm {stop.alarm} (read)" if stop.alarm
             else f"probe {stop.probe_url} (read)"))  # fmt: skip
     return list(found)
+
+
+def _fence_of(aws: Any, region: str) -> str:
+    """What fencing `region` touches on the aws target: its database moved into the
+    quarantine group, or nothing (recorded as not fenced)."""
+    quarantine = aws.regions[region].network.quarantine_group
+    if quarantine is None:
+        return (
+            f"no fence in {region}: no quarantine_group declared (the failover records the old "
+            "primary as NOT fenced)"
+        )
+    db = aws.regions[region].database
+    instance = (
+        f"RDS instance {db.identifier}"
+        if aws.promotion == "rds"
+        else f"EC2 instance {db.ec2_instance_id}"
+    )
+    return (
+        f"fence of {region}: {instance} moved into quarantine group {quarantine} (its groups "
+        "put back at failback)"
+    )
 
 
 def _count(n: int, noun: str) -> str:

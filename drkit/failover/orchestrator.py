@@ -158,8 +158,8 @@ class FailoverOrchestrator:
             )
         if _fenced_but_unfinished(clock):
             errors.append(
-                f"{source} remains fenced (its service refuses writes) although the "
-                "failover did not finish; fail back or run `drkit lab reset`"
+                f"{source} remains fenced although the failover did not finish; fail back "
+                "(on the lab: `drkit lab reset`)"
             )
         return self._result(reason, force, health, clock, errors, source, destination)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from drkit import paths
-from drkit.errors import DrillError
+from drkit.errors import DrillError, LabError
 from drkit.faults.base import FAULTS, Registry
 from drkit.faults.journal import (
     FaultRecord,
@@ -89,10 +89,9 @@ def rollback(
     """Heal the open faults of the run named by ``state_dir``'s pointer (default: DRKIT_HOME),
     and stop a drkit watcher that a drill on the aws target left running."""
     state = Path(state_dir) if state_dir is not None else paths.state_dir()
+    note = stop_harness_watcher(state)  # first: a watcher must not act while faults heal
     report = _rollback(state, registry, call_timeout, force, heal_retry)
-    if (note := stop_harness_watcher(state)) is not None:
-        report = replace(report, notes=(*report.notes, note))
-    return report
+    return report if note is None else replace(report, notes=(note, *report.notes))
 
 
 def stop_harness_watcher(state: Path) -> str | None:
@@ -109,9 +108,10 @@ def stop_harness_watcher(state: Path) -> str | None:
     pid = watcher.pid()
     if pid is None:
         return None
-    watcher.stop()
-    if watcher.pid() is not None:
-        return f"cannot stop drkit's watcher (pid {pid}) left running by a drill; kill it by hand"
+    try:
+        watcher.stop()  # SIGTERM, then SIGKILL; returns once the process is gone
+    except LabError as exc:
+        return f"cannot stop drkit's watcher (pid {pid}) left running by a drill: {exc}"
     return f"stopped drkit's watcher (pid {pid}), left running by a drill that did not end"
 
 

@@ -44,6 +44,7 @@ from drkit.lab.sg_reconciler import (
     QUARANTINE_GROUP_NAME,
     SOURCE_CIDRS,
     STATUS_FILE,
+    UP_STATES,
     IngressRule,
     db_instance_name,
     find_db_instance,
@@ -168,7 +169,7 @@ def ensure_db_instance(clients: AwsClients, region: str, vpc_id: str) -> list[st
         if [g["GroupId"] for g in instance.get("SecurityGroups", [])] != [services]:
             ec2.modify_instance_attribute(InstanceId=instance_id, Groups=[services])
             changes.append(f"{name}: groups back to {GROUP_NAME}")
-        if instance["State"]["Name"] not in ("pending", "running"):
+        if instance["State"]["Name"] not in UP_STATES:
             ec2.start_instances(InstanceIds=[instance_id])
             changes.append(f"{name}: started")
         return changes
@@ -179,7 +180,7 @@ def db_instance_stopped(clients: AwsClients, region: str) -> list[str]:
     instance = find_db_instance(clients, region)
     if instance is None:
         return [f"{region} has no database instance {db_instance_name(region)}"]
-    if (state := instance["State"]["Name"]) not in ("pending", "running"):
+    if (state := instance["State"]["Name"]) not in UP_STATES:
         return [f"{region} database instance is {state}"]
     return []
 

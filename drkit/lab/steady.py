@@ -59,11 +59,16 @@ def security_group_drift(lab: Lab) -> list[str]:
 
 def quarantined(lab: Lab) -> list[str]:
     """Database instances a fence moved into other groups (the aws target's fence)."""
+    return [problem for problems in _moved(lab).values() for problem in problems]
+
+
+def _moved(lab: Lab) -> dict[str, list[str]]:
+    """Region -> how its database instance left its seeded groups (regions that did)."""
     from drkit.lab.control_plane import LabControlPlane, db_instance_moved
     from drkit.lab.topology import REGIONS
 
-    control = LabControlPlane.of(lab)
-    return [p for region in REGIONS for p in db_instance_moved(control.clients, region)]
+    clients = LabControlPlane.of(lab).clients
+    return {r: moved for r in REGIONS if (moved := db_instance_moved(clients, r))}
 
 
 def fault_traces(lab: Lab) -> list[str]:
@@ -72,7 +77,7 @@ def fault_traces(lab: Lab) -> list[str]:
     problems = security_group_drift(lab)
     # a fenced region's database paths are cut by its quarantine (a recovery action, which
     # topology_drift names), not by a fault
-    fenced = tuple(f"{p.split()[0]}.db." for p in quarantined(lab))
+    fenced = tuple(f"{region}.db." for region in _moved(lab))
     with lab.toxiproxy.client() as client:
         for proxy in client.proxies().values():
             if not proxy.enabled:

@@ -8,8 +8,8 @@ namespace. The promotion is `AwsControlPlane.promote` (RDS, Aurora global databa
 `pg_promote()` for self-managed PostgreSQL) and the switch a Route 53 UPSERT waited to INSYNC.
 
 `HybridAwsTarget` is the same with the running lab as its data plane (`data_plane = "lab"`,
-written by `drkit lab aws-config`): the lab's service lease fences the old region, and the
-lab evaluates the lag alarm (moto's CloudWatch does not).
+written by `drkit lab aws-config`): the consistency reads are the lab's, and the lab evaluates
+the lag alarm (moto's CloudWatch does not).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from drkit.aws.config import AwsConfig
-from drkit.aws.control import AwsControlPlane
+from drkit.aws.control import AwsControlPlane, read_security_group
 from drkit.clients.resolver import resolver_from_spec
 from drkit.config import LAB_PROFILE, PRODUCTION_PROFILE, TimingProfile
 from drkit.errors import ConfigError
@@ -166,11 +166,11 @@ class AwsTarget:
             dims["Drill"] = self.metric_scope[:255]
         self.aws.put_metric(
             "ReplicationLagSeconds", status.lag_seconds, unit="Seconds", region=replica,
-            dimensions=dims,
+            dimensions=dims, high_resolution=True,
         )  # fmt: skip
         self.aws.put_metric(
             "ReplicationLagBytes", float(status.lag_bytes), unit="Bytes", region=replica,
-            dimensions=dims,
+            dimensions=dims, high_resolution=True,
         )  # fmt: skip
         if replica not in self._alarmed:
             self.aws.put_lag_alarm(LAG_ALARM, replica, dims, self.profile.lag_alarm_threshold_s)
@@ -186,11 +186,20 @@ class AwsTarget:
         return int(self.config.route53.ttl)
 
     def writer_region(self) -> str | None:
-        """The region whose service host the public record names now, or None."""
-        record = self.aws.read_record()
-        values = set(record.values) if record is not None else set()
+        """The region whose service host the public name is answered with now (the record
+        UPSERTed, or with failover routing the record Route 53 answers by its health checks),
+        or None."""
+        if self.config.route53.mode == "failover-routing":
+            state = self.aws.failover_state()
+            role = state.expected_role
+            answered = [v for r in state.records if r.role == role for v in r.values]
+        else:
+            record = self.aws.read_record()
+            answered = list(record.values) if record is not None else []
+        values = {v.rstrip(".").lower() for v in answered}
         for region in self.regions():
-            if urlparse(self.config.region(region).service_url).hostname in values:
+            host = urlparse(self.config.region(region).service_url).hostname or ""
+            if host.lower() in values:
                 return region
         return None
 
@@ -256,12 +265,21 @@ class AwsQuarantine:
     kind = "aws.quarantine"
     phase = "fencing"
 
-    def __init__(self, control: AwsControlPlane, region: str) -> None:
+    def __init__(
+        self, control: AwsControlPlane, region: str, previous: tuple[str, ...] | None = None
+    ) -> None:
+        """`previous`: the groups to put back (from the record of the fence being lifted);
+        by default the database's groups now, which must not hold the quarantine already."""
         self.control, self.region = control, region
         quarantine = control.config.region(region).network.quarantine_group
         assert quarantine is not None
         self.quarantine = quarantine
-        self.previous = control.database_groups(region)
+        self.previous = previous if previous is not None else control.database_groups(region)
+        if previous is None and quarantine in self.previous:
+            raise ConfigError(
+                f"{region}'s database is already in quarantine group {quarantine} (fenced by an "
+                "earlier failover): fail back to lift that fence, or put its groups back by hand"
+            )
 
     def params(self) -> dict[str, Any]:
         return {
@@ -277,6 +295,15 @@ class AwsQuarantine:
         )
 
     def apply(self) -> None:
+        rules = read_security_group(
+            self.control.clients.ec2(self.region), self.quarantine, self.region
+        )
+        if rules.ingress:
+            raise ConfigError(
+                f"quarantine group {self.quarantine} ({self.region}) admits traffic "
+                f"({len(rules.ingress)} ingress rule(s)): a fence must admit nothing; remove "
+                "its rules, or name an empty group in quarantine_group"
+            )
         self.control.set_database_groups(self.region, [self.quarantine], budget_s=120.0)
 
     def verify_applied(self) -> bool:

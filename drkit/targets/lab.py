@@ -31,7 +31,6 @@ from drkit.targets.base import Health
 HTTP_TIMEOUT_S = 1.0
 METRIC_NAMESPACE = "drkit/Replication"
 LAG_ALARM = "drkit-replication-lag"
-ALARM_PERIOD_S = 10  # CloudWatch's shortest (high-resolution) alarm period
 
 
 def region_of_address(address: str) -> str | None:
@@ -219,17 +218,12 @@ class LabTarget:
             ],
         )
         if replica not in self._alarmed:
+            from drkit.aws.control import lag_alarm_request
+
+            named = {d["Name"]: d["Value"] for d in dims}
+            threshold = self.profile.lag_alarm_threshold_s
             cloudwatch.put_metric_alarm(
-                AlarmName=LAG_ALARM,
-                Namespace=METRIC_NAMESPACE,
-                MetricName="ReplicationLagSeconds",
-                Dimensions=dims,
-                Statistic="Maximum",
-                Period=ALARM_PERIOD_S,
-                EvaluationPeriods=1,
-                Threshold=self.profile.lag_alarm_threshold_s,
-                ComparisonOperator="GreaterThanThreshold",
-                AlarmDescription="replication lag over the timing profile's alarm threshold",
+                **lag_alarm_request(LAG_ALARM, METRIC_NAMESPACE, named, threshold)
             )
             self._alarmed.add(replica)
 

@@ -21,7 +21,12 @@ import pytest
 
 from drkit.aws.hybrid import INDEX_KEY_ENV, PASSWORD_ENV, lab_aws_config
 from drkit.evidence.secrets import scan_folder
-from drkit.lab.control_plane import LabControlPlane, group_id_of, quarantine_group_id
+from drkit.lab.control_plane import (
+    LabControlPlane,
+    db_instance_id,
+    group_id_of,
+    quarantine_group_id,
+)
 from drkit.lab.lab import Lab
 from drkit.lab.moto_server import moto_url
 from drkit.lab.sg_reconciler import ALLOWED, BLACKHOLED
@@ -166,13 +171,18 @@ def test_production_in_a_blackout_window_is_refused_without_an_override(
 def test_plan_mode_lists_the_aws_resources_and_changes_nothing(
     fresh_lab: Lab, hybrid: Path, tmp_path: Path
 ) -> None:
-    group = group_id_of(LabControlPlane.of(fresh_lab).clients, "us-east-1")
+    clients = LabControlPlane.of(fresh_lab).clients
+    group = group_id_of(clients, "us-east-1")
     done = run_drills(tmp_path, hybrid, "-k", OUTAGE, "--dr-plan")
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"EC2 security group {group} in us-east-1" in done.stdout
     assert "Route 53 zone" in done.stdout
+    instance = db_instance_id(clients, "us-east-1")
+    quarantine = quarantine_group_id(clients, "us-east-1")
+    fence = f"fence of us-east-1: EC2 instance {instance} moved into quarantine group {quarantine}"
+    assert fence in done.stdout
     assert ledger_kinds(tmp_path) == []
-    assert security_group_drift(fresh_lab) == []
+    assert security_group_drift(fresh_lab) == [] and quarantined(fresh_lab) == []
 
 
 class Guard:

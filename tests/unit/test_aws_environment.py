@@ -150,3 +150,13 @@ def test_rollback_leaves_a_labs_own_watcher_to_the_lab(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_state_folder_holding_a_lab_is_refused(silent: AwsEnvironment, tmp_path: Path) -> None:
+    """The account's ledger pointer, STOP file and watcher must not be the lab's."""
+    state = tmp_path / "lab-state"
+    state.mkdir()
+    (state / "lab.json").write_text('{"port_base": 25400}')
+    with pytest.raises(ConfigError, match="holds a lab") as caught:
+        AwsEnvironment(silent.config, state)
+    assert "DRKIT_HOME=.drkit-aws" in str(caught.value)
