@@ -130,13 +130,17 @@ def quarantine_group_id(clients: AwsClients, region: str, vpc_id: str | None = N
 
 
 def db_instance_id(clients: AwsClients, region: str) -> str:
-    instance = find_db_instance(clients, region)
-    if instance is None:
+    found = find_db_instance(clients, region)
+    return _seeded(found, "InstanceId", f"EC2 instance {db_instance_name(region)}", region)
+
+
+def _seeded(found: dict[str, Any] | None, key: str, what: str, region: str) -> str:
+    """The id of a seeded resource moto described, or a LabError saying how to seed it."""
+    if found is None:
         raise LabError(
-            f"no EC2 instance {db_instance_name(region)} in {region} (moto restarted empty?); "
-            "run `drkit lab reset` to seed it again"
+            f"no {what} in {region} (moto restarted empty?); run `drkit lab reset` to seed it again"
         )
-    return str(instance["InstanceId"])
+    return str(found[key])
 
 
 def ensure_db_instance(clients: AwsClients, region: str, vpc_id: str) -> list[str]:
@@ -233,13 +237,7 @@ def _described(rule: IngressRule) -> dict[str, Any]:
 
 
 def group_id_of(clients: AwsClients, region: str) -> str:
-    group = find_group(clients, region)
-    if group is None:
-        raise LabError(
-            f"no security group {GROUP_NAME} in {region} (moto restarted empty?); run "
-            "`drkit lab reset` to seed it again"
-        )
-    return str(group["GroupId"])
+    return _seeded(find_group(clients, region), "GroupId", f"security group {GROUP_NAME}", region)
 
 
 def ensure_zone(clients: AwsClients) -> str:
