@@ -1,6 +1,8 @@
 """``python -m drkit.faults rollback [--force] [--state-dir DIR]``: heal what a killed run left.
 
-The ``drkit rollback`` command does the same; this entry point works without the CLI.
+The ``drkit rollback`` command does the same, with the same exit statuses (0 healed or nothing
+to heal, 1 not finished, 2 the user's input to fix, 130 interrupted); this entry point works
+without the CLI.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from drkit.errors import DrillError
+from drkit.errors import ConfigError, DrillError
 from drkit.faults.rollback import rollback
 
 
@@ -23,9 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         report = rollback(args.state_dir, force=args.force)
-    except DrillError as exc:
+    except ConfigError as exc:  # the user's to fix (a damaged pointer, a bad folder): usage
         print(f"rollback: {exc}", file=sys.stderr)
         return 2
+    except DrillError as exc:  # could not finish (the run still alive, a target unreachable)
+        print(f"rollback: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rollback: interrupted; run it again to finish", file=sys.stderr)
+        return 130
     print(report.summary())
     return report.exit_code
 
