@@ -35,7 +35,7 @@ report-tools:
 	@bash .ci/ensure-report-tools.sh
 
 test: setup
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --durations=15
 
 test-unit: setup
 	$(VENV)/bin/pytest -m unit
