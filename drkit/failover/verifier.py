@@ -61,6 +61,7 @@ class DRVerifier:
         profile = monitor.profile
         self.max_sample_age_s = max_sample_age_s or max(60.0, 20 * profile.health_interval_s)
         self.last_good_sample: ReplicationStatus | None = None
+        self.last_sample_problem: str | None = None  # why the last sample reached no primary
 
     @property
     def target(self) -> Target:
@@ -132,7 +133,12 @@ class DRVerifier:
                 None,
                 "a sample",
                 "no replication sample was taken before the primary became "
-                "unreachable, so the data the DR region holds cannot be judged",
+                "unreachable, so the data the DR region holds cannot be judged"
+                + (
+                    f" (the samples failed: {self.last_sample_problem})"
+                    if self.last_sample_problem
+                    else ""
+                ),
             )
             return [sample, *self._dr_side(s)]
         age = (datetime.now(UTC) - base.measured_at).total_seconds()

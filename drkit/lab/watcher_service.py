@@ -48,14 +48,20 @@ def health_check(url: str, timeout_s: float) -> str | None:
 
 def sample_once(verifier: DRVerifier) -> None:
     """One replication sample; kept as the baseline only if the primary answered. A failed
-    sample is logged and the sampling goes on (the watcher must not lose its baseline)."""
+    sample is logged, and why it failed kept for the pre-flight's message (a wrong password
+    shows there); the sampling goes on (the watcher must not lose its baseline)."""
     try:
         status = verifier.monitor.check_replication_lag()
     except Exception as exc:
-        print(f"watcher: replication sample failed: {type(exc).__name__}: {exc}", flush=True)
+        verifier.last_sample_problem = f"{type(exc).__name__}: {exc}"
+        print(f"watcher: replication sample failed: {verifier.last_sample_problem}", flush=True)
         return
     if status.primary_reachable:
         verifier.last_good_sample = status
+        verifier.last_sample_problem = None
+    else:
+        errors = status.detail.get("errors") or ["the primary did not answer"]
+        verifier.last_sample_problem = "; ".join(str(e) for e in errors)
 
 
 def sampler(verifier: DRVerifier, stop: threading.Event) -> None:

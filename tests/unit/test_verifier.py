@@ -186,6 +186,17 @@ def test_unplanned_without_any_earlier_sample_cannot_judge_the_data() -> None:
     )
 
 
+def test_without_a_sample_the_refusal_says_why_the_samples_failed() -> None:
+    """The watcher's sampler keeps why its samples reached no primary (a wrong password, say):
+    the refusal names it instead of leaving the operator to the logs."""
+    verifier = DRVerifier(ScriptedMonitor(LOST), target=TwinTarget())
+    verifier.last_sample_problem = "TargetUnreachable: password authentication failed for user"
+    (issue,) = [i for i in verifier.run_health_checks()["issues"] if "no replication" in i]
+    assert issue.endswith(
+        "(the samples failed: TargetUnreachable: password authentication failed for user)"
+    )
+
+
 def test_a_declared_unplanned_preflight_does_not_wait_on_the_primary() -> None:
     monitor = ScriptedMonitor(GOOD, LOST)
     verifier = DRVerifier(monitor, target=TwinTarget())
