@@ -31,6 +31,7 @@ from drkit.failover.verifier import DRVerifier, finite_or_none
 from drkit.faults.base import Fault
 from drkit.faults.journal import FaultRecord
 from drkit.faults.ledger import Ledger
+from drkit.lab.control_plane import LabControlPlane
 from drkit.lab.lab import Lab
 from drkit.measure import dns, fencing
 from drkit.measure import observations as observed
@@ -498,7 +499,7 @@ class Drill(DrillChecks):
     def set_public_ttl(self, ttl: int) -> None:
         """The public record's TTL (its address unchanged), read back and kept (the lab's
         record: on an account the TTL is the record's owner's to change)."""
-        control = LabTarget(self.lab).control
+        control = LabControlPlane.of(self.lab)
         control.set_public_record(control.public_record().address, ttl)
         if control.public_record().ttl != ttl:
             raise ConfigError(f"the public record's TTL did not change to {ttl}s")
@@ -508,7 +509,7 @@ class Drill(DrillChecks):
         """`count` reading clients, each with its own TTL-honouring DNS cache, their starts
         spread over one TTL so their cached answers expire at different moments; each reads one
         known document by id (the database alone), so many clients do not load the index."""
-        control = LabTarget(self.lab).control
+        control = LabControlPlane.of(self.lab)
         spread = control.public_record().ttl / count
         known = self.lab.database.east.query(
             "SELECT id FROM documents ORDER BY seq LIMIT 1", dbname=self.lab.settings.database

@@ -238,7 +238,6 @@ class HybridAwsTarget(AwsTarget):
         super().__init__(config, metric_scope=metric_scope)
         self.lab = lab
         self.data_plane = LabTarget(lab, metric_scope=metric_scope)
-        self.control = self.data_plane.control
 
     def consistency(self, source: str, replica: str) -> Consistency:
         return self.data_plane.consistency(source, replica)
